@@ -1,0 +1,244 @@
+"""Saving and safely loading U-Net models with the metadata prediction needs.
+
+A napari-unet model is a plain Keras 3 ``.keras`` archive (a zip file) with
+one extra member, ``napari_unet.json``, holding a :class:`ModelInfo`. Keeping
+the metadata inside the archive means a model is always one file: it cannot
+be separated from the normalization and thresholds it was trained with.
+
+Models are loaded with ``safe_mode=True`` and no custom objects, so a file
+cannot run arbitrary code (Lambda layers and pickled functions are refused).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+METADATA_MEMBER = "napari_unet.json"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "nuclei_default.keras"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, unreadable, unsafe or not a Keras model."""
+
+
+@dataclass
+class ModelInfo:
+    """What prediction needs to know about a model, stored with its weights.
+
+    Attributes
+    ----------
+    name : str
+        Human-readable model name.
+    in_channels, out_channels : int
+        Channels the model reads and writes.
+    outputs : list of str
+        Meaning of each output channel: ``"foreground"`` first, optionally
+        ``"boundary"`` (object contours, used to split touching objects).
+    tile_size : int
+        Edge of the square training patches; the default prediction tile.
+    normalization : dict
+        Intensity normalization applied before the network:
+        ``{"method": "percentile", "low": 1.0, "high": 99.8}``.
+    thresholds : dict
+        Default probability thresholds per output name.
+    min_size : int
+        Default minimum object size (pixels) for post-processing.
+    base_filters, depth : int
+        Architecture, for reference and for building a fresh model.
+    parent : str, optional
+        Name of the model this one was fine-tuned from.
+    training : dict
+        Free-form record of how the model was trained (data, scores, ...).
+    description : str
+        One paragraph for humans.
+    """
+
+    name: str = "unet"
+    in_channels: int = 1
+    out_channels: int = 1
+    outputs: list[str] = field(default_factory=lambda: ["foreground"])
+    tile_size: int = 128
+    normalization: dict[str, Any] = field(
+        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
+    )
+    thresholds: dict[str, float] = field(
+        default_factory=lambda: {"foreground": 0.5, "boundary": 0.5}
+    )
+    min_size: int = 16
+    base_filters: int | None = None
+    depth: int | None = None
+    parent: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        known = {f.name for f in dataclasses.fields(cls)}
+        # Unknown keys come from newer versions: keep loading, ignore them.
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_model(cls, model, **overrides) -> ModelInfo:
+        """Metadata inferred from a model's shapes (for files without any)."""
+        from .model import model_channels, model_depth
+
+        cin, cout = model_channels(model)
+        outputs = ["foreground", "boundary"][:cout] if cout <= 2 else [
+            f"channel_{i}" for i in range(cout)
+        ]
+        base = None
+        for layer in model.layers:
+            if layer.__class__.__name__ == "Conv2D":
+                base = int(layer.filters)
+                break
+        info = cls(name=model.name, in_channels=cin, out_channels=cout, outputs=outputs,
+                   base_filters=base, depth=model_depth(model))
+        return dataclasses.replace(info, **overrides)
+
+
+def default_model_path() -> Path:
+    """Path of the default nuclei model shipped inside the package."""
+    return Path(str(resources.files("napari_unet") / "models" / DEFAULT_MODEL_NAME))
+
+
+def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = False) -> Path:
+    """Save a model and its metadata to one ``.keras`` file, atomically.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model to save.
+    path : str or Path
+        Destination; must end in ``.keras``.
+    info : ModelInfo, optional
+        Metadata; inferred from the model when omitted.
+    overwrite : bool
+        Replace an existing file. Off by default so that no model is ever
+        replaced by accident.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelFileError(f"Model files must end in '.keras': {path}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"Model file already exists, not overwriting: {path}")
+    info = info or ModelInfo.from_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the destination, then rename: a crash never leaves a
+    # truncated model under the final name.
+    fd, tmp = tempfile.mkstemp(suffix=".keras", prefix=f".{path.stem}-", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as zf:
+            zf.writestr(METADATA_MEMBER, json.dumps(info.to_dict(), indent=2))
+        if not overwrite and path.exists():
+            raise FileExistsError(f"Model file already exists, not overwriting: {path}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_model_info(path) -> ModelInfo | None:
+    """Read only the metadata of a model file (no TensorFlow needed).
+
+    Returns None for a valid Keras archive without napari-unet metadata.
+    """
+    path = _check_file(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if METADATA_MEMBER not in zf.namelist():
+                return None
+            return ModelInfo.from_dict(json.loads(zf.read(METADATA_MEMBER)))
+    except (zipfile.BadZipFile, json.JSONDecodeError, TypeError, OSError) as err:
+        raise ModelFileError(f"Cannot read model metadata from {path}: {err}") from err
+
+
+def load_model(path=None, *, with_info: bool = False):
+    """Load a model safely.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A ``.keras`` file. Without it, the default nuclei model shipped with
+        the package is loaded (offline).
+    with_info : bool
+        Also return the :class:`ModelInfo`.
+
+    Returns
+    -------
+    keras.Model or (keras.Model, ModelInfo)
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, truncated, not a Keras archive, or holds
+        layers that cannot be loaded safely (e.g. Lambda layers).
+    """
+    if path is None:
+        path = default_model_path()
+        if not path.exists():
+            raise ModelFileError(
+                f"The default model is not installed ({path}); pass a model file instead."
+            )
+    path = _check_file(path)
+    info = read_model_info(path)
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for bad archives.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"Cannot load model {path}: {reason}") from err
+    if info is None:
+        info = ModelInfo.from_model(model, name=path.stem)
+    _check_consistent(model, info, path)
+    return (model, info) if with_info else model
+
+
+def _check_file(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"Model file not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"Expected a .keras model file, got a folder: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"Not a Keras model file (expected a .keras zip archive): {path}"
+        )
+    return path
+
+
+def _check_consistent(model, info: ModelInfo, path: Path) -> None:
+    from .model import model_channels
+
+    try:
+        cin, cout = model_channels(model)
+    except (AttributeError, IndexError, TypeError) as err:
+        raise ModelFileError(f"{path} is not an image-to-image model") from err
+    if len(model.inputs[0].shape) != 4:
+        raise ModelFileError(f"{path} is not a 2D image model (input {model.inputs[0].shape})")
+    if (cin, cout) != (info.in_channels, info.out_channels):
+        raise ModelFileError(
+            f"Metadata of {path} says {info.in_channels}->{info.out_channels} channels "
+            f"but the network has {cin}->{cout}"
+        )
