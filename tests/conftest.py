@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny models built on the fly (fast on 2 CPU cores)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A small 1-in/1-out U-Net (base 4, depth 2) with fixed random weights."""
+    import keras
+
+    from napari_unet import build_unet
+
+    keras.utils.set_random_seed(0)
+    return build_unet(base_filters=4, depth=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_2out():
+    """A small 1-in/2-out (foreground + boundary) U-Net, depth 4."""
+    import keras
+
+    from napari_unet import build_unet
+
+    keras.utils.set_random_seed(1)
+    return build_unet(base_filters=4, depth=4, out_channels=2)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
