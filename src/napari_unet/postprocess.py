@@ -96,95 +96,117 @@ def probabilities_to_labels(
     min_size = info.min_size if min_size is None else int(min_size)
 
     spatial = fg_prob.shape
-    out = np.zeros(spatial, dtype=np.uint8 if mode == "semantic" else np.int32)
+    dtype = np.uint8 if mode == "semantic" else np.int32
+
+    def plane(index):
+        return _label_plane(
+            fg_prob[index], None if bnd_prob is None else bnd_prob[index], mode=mode,
+            threshold=threshold, boundary_threshold=boundary_threshold, min_size=min_size,
+            fill_holes=fill_holes, split=split, split_h=split_h,
+        )
+
+    if len(spatial) == 2:
+        return plane(())
+    out = np.zeros(spatial, dtype=dtype)
     offset = 0
     for index in np.ndindex(*spatial[:-2]):
-        fg = _foreground(fg_prob[index], threshold, min_size, fill_holes)
-        if mode == "semantic":
-            out[index] = fg
-            continue
-        labels = _instances(fg, None if bnd_prob is None else bnd_prob[index],
-                            boundary_threshold, min_size, split, split_h)
-        n = int(labels.max())
-        out[index] = np.where(labels > 0, labels + offset, 0)
-        offset += n
+        labels = plane(index)
+        if mode == "instance":
+            n = int(labels.max(initial=0))
+            labels[labels > 0] += offset  # ids unique over the whole stack
+            offset += n
+        out[index] = labels
     return out
 
 
-def _foreground(prob: np.ndarray, threshold: float, min_size: int, fill_holes: bool):
+# Chunk size for look-up-table passes: bounds temporaries to ~16 MB whatever
+# the image size (a 8192x8192 int32 plane alone is 256 MB).
+_CHUNK = 4_000_000
+
+
+def _apply_lut(labels: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``out = lut[labels]`` computed in place / in chunks."""
+    out = labels if out is None else out
+    src, dst = labels.reshape(-1), out.reshape(-1)
+    for i in range(0, src.size, _CHUNK):
+        dst[i:i + _CHUNK] = lut[src[i:i + _CHUNK]]
+    return out
+
+
+def _drop_small_and_relabel(labels: np.ndarray, min_size: int) -> int:
+    """Remove objects under ``min_size`` px and make ids 1..n, in place."""
+    sizes = np.bincount(labels.reshape(-1))
+    keep = sizes >= max(min_size, 1)
+    keep[0] = False
+    lut = np.zeros(len(sizes), dtype=labels.dtype)
+    n = int(keep.sum())
+    lut[keep] = np.arange(1, n + 1, dtype=labels.dtype)
+    _apply_lut(labels, lut)
+    return n
+
+
+def _label_plane(prob, bnd_prob, *, mode, threshold, boundary_threshold, min_size,
+                 fill_holes, split, split_h) -> np.ndarray:
     fg = prob > threshold
     if fill_holes:
         fg = ndi.binary_fill_holes(fg)
-    if min_size > 1:
-        comps, n = ndi.label(fg)
-        sizes = np.bincount(comps.ravel(), minlength=n + 1)
-        small = sizes < min_size
-        small[0] = False
-        fg[small[comps]] = False
-    return fg
+    comps = np.empty(fg.shape, dtype=np.int32)
+    n = ndi.label(fg, output=comps)
+    if mode == "semantic":
+        keep = (np.bincount(comps.reshape(-1), minlength=n + 1) >= min_size).astype(np.uint8)
+        keep[0] = 0
+        return _apply_lut(comps, keep, out=np.empty(fg.shape, dtype=np.uint8))
+    del fg
+    n = _drop_small_and_relabel(comps, min_size)
+    if n and split:
+        if _split_touching(comps, n, bnd_prob, boundary_threshold, min_size, split_h):
+            _drop_small_and_relabel(comps, min_size)
+    return comps
 
 
-def _instances(fg, bnd_prob, boundary_threshold, min_size, split, split_h) -> np.ndarray:
-    from skimage.segmentation import relabel_sequential
+def _split_touching(labels, n, bnd_prob, boundary_threshold, min_size, split_h) -> bool:
+    """Split, in place, the objects of ``labels`` that hold 2+ markers."""
+    from skimage.segmentation import watershed
 
-    comps, n = ndi.label(fg)
-    if n == 0 or not split:
-        return comps.astype(np.int32)
     min_seed = max(3, min_size // 4)
     if bnd_prob is not None:
-        seeds = fg & (bnd_prob < boundary_threshold)
-        markers = _label_min_size(seeds, min_seed)
-        elevation = bnd_prob
-    else:
-        markers, elevation = None, None
-
-    labels = comps.astype(np.int32)
-    next_id = n + 1
-    if markers is not None:
-        # How many markers fall in each component; only those with 2+ split.
-        comp_of_marker = np.zeros(int(markers.max()) + 1, dtype=np.int64)
-        comp_of_marker[markers.ravel()] = comps.ravel()
-        counts = np.bincount(comp_of_marker[1:], minlength=n + 1)
+        markers = _label_min_size((labels > 0) & (bnd_prob < boundary_threshold), min_seed)
+        # Which object each marker lies in (a marker never spans two objects).
+        object_of_marker = np.zeros(int(markers.max(initial=0)) + 1, dtype=np.int64)
+        object_of_marker[markers.reshape(-1)] = labels.reshape(-1)
+        counts = np.bincount(object_of_marker[1:], minlength=n + 1)
         candidates = np.flatnonzero(counts >= 2)
     else:
-        sizes = np.bincount(comps.ravel(), minlength=n + 1)
+        markers = None
+        sizes = np.bincount(labels.reshape(-1), minlength=n + 1)
         candidates = np.flatnonzero(sizes >= max(2 * min_size, 16))
-        candidates = candidates[candidates > 0]
-    if len(candidates) == 0:
-        return labels
+    candidates = candidates[candidates > 0]
 
-    slices = ndi.find_objects(comps)
+    slices = ndi.find_objects(labels)
+    next_id = n + 1
+    changed = False
     for i in candidates:
-        sl = _pad_slice(slices[i - 1], fg.shape, 1)
-        mask = comps[sl] == i
+        sl = _pad_slice(slices[i - 1], labels.shape, 1)
+        region = labels[sl]  # a view: edits go straight into labels
+        mask = region == i
         if markers is not None:
             sub_markers = np.where(mask, markers[sl], 0)
-            sub_elev = elevation[sl]
+            elevation = bnd_prob[sl]
         else:
-            sub_markers, sub_elev = _distance_markers(mask, split_h, min_seed)
+            sub_markers, elevation = _distance_markers(mask, split_h)
             if sub_markers is None:
                 continue
-        from skimage.segmentation import watershed
-
-        ws = watershed(sub_elev, sub_markers, mask=mask)
+        ws = watershed(elevation, sub_markers, mask=mask)
         ids = np.unique(ws[mask])
         ids = ids[ids > 0]
-        if len(ids) < 2:
-            continue
-        region = labels[sl]
-        for k, marker_id in enumerate(ids):
-            region[ws == marker_id] = i if k == 0 else next_id + k - 1
-        next_id += len(ids) - 1
-
-    if min_size > 1:
-        sizes = np.bincount(labels.ravel())
-        small = sizes < min_size
-        small[0] = False
-        labels[small[labels]] = 0
-    return relabel_sequential(labels)[0].astype(np.int32)
+        for marker_id in ids[1:]:  # the first piece keeps id i
+            region[ws == marker_id] = next_id
+            next_id += 1
+        changed |= len(ids) > 1
+    return changed
 
 
-def _distance_markers(mask: np.ndarray, h: float, min_seed: int):
+def _distance_markers(mask: np.ndarray, h: float):
     from skimage.morphology import h_maxima
 
     dist = ndi.distance_transform_edt(mask)
@@ -196,15 +218,13 @@ def _distance_markers(mask: np.ndarray, h: float, min_seed: int):
 
 
 def _label_min_size(mask: np.ndarray, min_size: int) -> np.ndarray:
-    labels, n = ndi.label(mask)
+    labels = np.empty(mask.shape, dtype=np.int32)
+    n = ndi.label(mask, output=labels)
     if n and min_size > 1:
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)
-        small = sizes < min_size
-        small[0] = False
-        labels[small[labels]] = 0
+        _drop_small_and_relabel(labels, min_size)
     return labels
 
 
 def _pad_slice(sl: tuple[slice, ...], shape: tuple[int, ...], pad: int) -> tuple[slice, ...]:
-    return tuple(slice(max(0, s.start - pad), min(n, s.stop + pad)) for s, n in zip(sl, shape,
-                                                                                  strict=True))
+    return tuple(slice(max(0, s.start - pad), min(n, s.stop + pad))
+                 for s, n in zip(sl, shape, strict=True))

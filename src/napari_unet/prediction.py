@@ -205,9 +205,10 @@ def predict_probabilities(
         One probability map per model output (``info.outputs`` names them).
     """
     model, info = resolve_model(model, info)
-    from .model import model_depth
+    from .model import model_channels, model_depth
 
-    prep = prepare_image(image, info.in_channels, channel_axis=channel_axis, channels=channels)
+    n_in, n_out = model_channels(model)
+    prep = prepare_image(image, n_in, channel_axis=channel_axis, channels=channels)
     tile_size = int(tile_size or info.tile_size)
     multiple = 2 ** model_depth(model)
     if normalize_scope not in ("plane", "stack"):
@@ -228,7 +229,7 @@ def predict_probabilities(
             progress(done, total)
 
     fixed = stack_range(prep, low, high) if normalize and normalize_scope == "stack" else None
-    out = None
+    out = np.empty((n_out,) + prep.spatial_shape, dtype=np.float32)
     for index in prep.plane_indices:
         plane = prep.plane(index)
         if not normalize:
@@ -237,12 +238,9 @@ def predict_probabilities(
             lo, hi = fixed
         else:
             lo, hi = plane_range(plane, low, high)
-        probs = predict_plane(plane, model, lo=lo, hi=hi, tile_size=tile_size, overlap=overlap,
-                              batch_size=batch_size, multiple=multiple, progress=step,
-                              cancel=cancel)
-        if out is None:
-            out = np.empty((probs.shape[0],) + prep.spatial_shape, dtype=np.float32)
-        out[(slice(None),) + index] = probs
+        predict_plane(plane, model, lo=lo, hi=hi, tile_size=tile_size, overlap=overlap,
+                      batch_size=batch_size, multiple=multiple, progress=step, cancel=cancel,
+                      out=out[(slice(None),) + index])
     return out
 
 

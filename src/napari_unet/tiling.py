@@ -179,6 +179,7 @@ def predict_plane(
     multiple: int = 16,
     progress: Callable[[int], None] | None = None,
     cancel=None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Tiled, blended prediction of one ``(H, W, C)`` plane.
 
@@ -201,6 +202,9 @@ def predict_plane(
         Called with the number of windows finished after each batch.
     cancel : callable or Event, optional
         Checked before each batch; when set, :class:`Cancelled` is raised.
+    out : ndarray, shape (C_out, H, W), float32, optional
+        Where to accumulate (e.g. one plane of a stack's result), which
+        saves a copy of the result for large planes. It is overwritten.
 
     Returns
     -------
@@ -217,7 +221,9 @@ def predict_plane(
     wx = [taper(tile_size, overlap, first=j == 0, last=j == len(xs) - 1)
           for j in range(len(xs))]
 
-    acc = None
+    acc = out
+    if acc is not None:
+        acc[...] = 0
     windows = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
     for batch_windows in _batches(windows, batch_size):
         if is_cancelled(cancel):

@@ -1,0 +1,94 @@
+"""Helpers shared by the benchmark scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark_model(path=None):
+    """The model to benchmark: a file, the shipped default, or (if neither
+    exists) a freshly built base-16 two-output U-Net of the same cost."""
+    import napari_unet as nu
+
+    if path:
+        return nu.load_model(path, with_info=True) + (str(path),)
+    try:
+        return nu.load_model(with_info=True) + ("shipped default",)
+    except nu.ModelFileError:
+        model = nu.build_unet(out_channels=2, base_filters=16, depth=4)
+        return model, nu.ModelInfo.from_model(model), "untrained base-16 (no default model yet)"
+
+
+def nuclei_image(size: int) -> np.ndarray:
+    """A ``size x size`` uint16 nuclei image: the shipped 2D sample mirrored
+    to size (real texture and density), or synthetic blobs without it."""
+    sample = REPO / "sample_data" / "nuclei2d.tif"
+    if sample.exists():
+        import tifffile
+
+        img = tifffile.imread(sample)
+        img = np.squeeze(img)
+        from napari_unet.tiling import mirror_index
+
+        rows = mirror_index(np.arange(size), img.shape[0])
+        cols = mirror_index(np.arange(size), img.shape[1])
+        return np.ascontiguousarray(img[np.ix_(rows, cols)]).astype(np.uint16)
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((size, size), np.float32)
+    n = size * size // 2500
+    img[rng.integers(0, size, n), rng.integers(0, size, n)] = 1
+    img = ndi.gaussian_filter(ndi.grey_dilation(img, size=(15, 15)), 2)
+    return (img * 3000 + rng.normal(200, 20, img.shape)).clip(0, 65535).astype(np.uint16)
+
+
+def timed(fn, repeat: int = 1):
+    """Best wall time of ``repeat`` calls and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+class PeakRSS:
+    """Samples this process's resident memory every few ms in a thread."""
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self.baseline = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self):
+        self.baseline = self.peak = self._proc.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def extra_mb(self) -> float:
+        return (self.peak - self.baseline) / 2**20
