@@ -1,0 +1,340 @@
+"""The ``napari-unet`` command line: segment, train, evaluate, info.
+
+Every command reports bad input as one line on stderr and a non-zero exit
+status (2 for usage/input errors, 130 when interrupted), never a traceback,
+and never overwrites an existing output unless ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+class CLIError(Exception):
+    """An error to report as one line, without a traceback."""
+
+
+# --------------------------------------------------------------------------
+# Inputs and axes
+# --------------------------------------------------------------------------
+def is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path.is_dir() and any(
+        (path / m).exists() for m in (".zarray", "zarr.json", ".zgroup")))
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """TIFF files, folders of TIFFs (sorted) and zarr arrays, in order."""
+    paths = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise CLIError(f"input not found: {path}")
+        if is_zarr(path):
+            paths.append(path)
+        elif path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in TIFF_SUFFIXES)
+            if not found:
+                raise CLIError(f"no .tif files in folder: {path}")
+            paths += found
+        elif path.suffix.lower() in TIFF_SUFFIXES:
+            paths.append(path)
+        else:
+            raise CLIError(f"unsupported input (expected .tif, a folder or .zarr): {path}")
+    return paths
+
+
+def parse_axes(axes: str, ndim: int) -> int | None:
+    """Validate an axes string (e.g. ``ZYX``, ``TYX``, ``YXC``) and return the
+    channel axis. The last two non-channel axes must be ``Y`` and ``X``."""
+    axes = axes.upper().replace("S", "C")
+    if len(axes) != ndim:
+        raise CLIError(f"--axes {axes} has {len(axes)} letters but the image has {ndim} "
+                       "dimensions")
+    if len(set(axes)) != len(axes) or set(axes) - set("TZCYX"):
+        raise CLIError(f"--axes {axes}: use each of T, Z, C, Y, X at most once")
+    if axes.replace("C", "")[-2:] != "YX":
+        raise CLIError(f"--axes {axes}: Y and X must be the last spatial axes")
+    return axes.index("C") if "C" in axes else None
+
+
+def read_input(path: Path):
+    """``(array, axes or None, scale or None)``; zarr stays lazy (dask)."""
+    if is_zarr(path):
+        import dask.array as da
+
+        try:
+            return da.from_zarr(str(path)), None, None
+        except Exception as err:
+            raise CLIError(f"cannot read zarr array {path}: {err}") from None
+    import tifffile
+
+    from .io import read_tiff_metadata
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            data, axes = series.asarray(), series.axes
+        scale = read_tiff_metadata(path).scale
+    except Exception as err:
+        raise CLIError(f"cannot read image {path}: {err}") from None
+    # tifffile's axis letters: S = samples (RGB), Q/I = unknown -> leading axes.
+    axes = "".join("C" if a == "S" else ("Z" if a in "QI" else a) for a in axes)
+    if len(set(axes)) != len(axes) or set(axes) - set("TZCYX"):
+        axes = None
+    return data, axes, scale
+
+
+def output_path(path: Path, output: Path, zarr_out: bool) -> Path:
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return output / (f"{stem}_labels.zarr" if zarr_out else f"{stem}_labels.tif")
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+def cmd_segment(args) -> int:
+    import numpy as np
+
+    from .io import write_tiff_atomic
+    from .prediction import resolve_model
+    from .segment import segment
+
+    inputs = expand_inputs(args.inputs)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CLIError(f"--output must be a folder: {out_dir}")
+    targets = [output_path(p, out_dir, is_zarr(p)) for p in inputs]
+    clash = [t for t in targets if t.exists()]
+    if clash and not args.overwrite:
+        raise CLIError(f"output exists (use --overwrite to replace it): {clash[0]}")
+    if len(set(targets)) != len(targets):
+        raise CLIError("two inputs have the same name; segment them into different folders")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, info = resolve_model(args.model)
+    channels = _channels(args.channel)
+    for path, target in zip(inputs, targets, strict=True):
+        data, axes, scale = read_input(path)
+        if args.axes:
+            channel_axis = parse_axes(args.axes, data.ndim)
+        elif axes is not None and "C" in axes:
+            channel_axis = axes.index("C")
+        else:
+            channel_axis = None
+        kwargs = dict(model=model, info=info, mode="semantic" if args.semantic else "instance",
+                      threshold=args.threshold, min_size=args.min_size,
+                      channel_axis=channel_axis, channels=channels, tile_size=args.tile_size,
+                      overlap=args.overlap, batch_size=args.batch_size)
+        if is_zarr(path):
+            from .largescale import segment_zarr
+
+            segment_zarr(path, target, overwrite=args.overwrite, scheduler=args.scheduler,
+                         quiet=args.quiet, **kwargs)
+            continue
+        with _progress_bar(path.name, args.quiet) as bar:
+            labels = segment(data, progress=bar, **kwargs)
+        spatial_scale = None
+        if scale is not None:
+            spatial_scale = [s for i, s in enumerate(scale) if i != channel_axis]
+        write_tiff_atomic(target, labels.astype(labels.dtype, copy=False), scale=spatial_scale,
+                          overwrite=args.overwrite)
+        if not args.quiet:
+            n = int(labels.max()) if labels.size else 0
+            what = "foreground px" if args.semantic else "objects"
+            count = int(np.count_nonzero(labels)) if args.semantic else n
+            print(f"{path} -> {target} ({count} {what})")
+    return 0
+
+
+def _channels(value):
+    if value is None:
+        return None
+    if value == "mean":
+        return "mean"
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise CLIError(f"--channel must be an index, a comma list or 'mean', got {value}") from None
+
+
+class _progress_bar:
+    """A tqdm bar fed by the core's ``progress(done, total)`` callback."""
+
+    def __init__(self, desc: str, quiet: bool):
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int):
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="tile", leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_evaluate(args) -> int:
+    from .io import read_tiff
+    from .metrics import evaluate
+
+    pred, _ = _read_labels(args.prediction, read_tiff)
+    gt, _ = _read_labels(args.ground_truth, read_tiff)
+    if pred.shape != gt.shape:
+        raise CLIError(f"shapes differ: {args.prediction} {pred.shape} vs "
+                       f"{args.ground_truth} {gt.shape}")
+    scores = evaluate(pred, gt, iou_threshold=args.iou)
+    if args.json:
+        print(json.dumps(scores, indent=2, default=float))
+    else:
+        print(f"Dice {scores['dice']:.4f}  F1@{args.iou:g} {scores['f1']:.4f}  "
+              f"precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+              f"TP {scores['tp']} FP {scores['fp']} FN {scores['fn']}")
+    return 0
+
+
+def _read_labels(path, reader):
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"file not found: {path}")
+    try:
+        data, scale = reader(path)
+    except Exception as err:
+        raise CLIError(f"cannot read {path}: {err}") from None
+    if data.dtype.kind not in "biu":
+        raise CLIError(f"{path} does not hold integer labels (dtype {data.dtype})")
+    return data, scale
+
+
+def cmd_info(args) -> int:
+    from .model_io import load_model
+
+    model, info = load_model(args.model, with_info=True)
+    meta = info.to_dict()
+    meta["parameters"] = int(model.count_params())
+    print(json.dumps(meta, indent=2, default=str))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .data import read_dataset
+    from .training import train
+
+    out = Path(args.output)
+    if out.suffix != ".keras":
+        raise CLIError(f"-o must name a .keras file: {out}")
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"output exists (use --overwrite to replace it): {out}")
+    images, labels, names = [], [], []
+    for folder in args.datasets:
+        ds = read_dataset(folder)
+        images += ds.images
+        labels += ds.labels
+        names.append(str(folder))
+    bar = None
+
+    def progress(state):
+        nonlocal bar
+        if args.quiet:
+            return
+        if "val_score" in state and state.get("event") == "epoch_end":
+            print(f"epoch {state.get('epoch')}: loss {state.get('loss', float('nan')):.4f} "
+                  f"val {state.get('val_score')}", file=sys.stderr)
+
+    result = train(images, labels, model=args.base_model, base_filters=args.base_filters,
+                   epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
+                   learning_rate=args.learning_rate, val_fraction=args.val_fraction,
+                   augment=not args.no_augment, output_path=out, overwrite=args.overwrite,
+                   data_description=", ".join(names), progress=progress)
+    del bar
+    print(f"saved {result.path} (best validation score {result.best_score}, "
+          f"epoch {result.best_epoch}, {result.stopped})")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-unet", description="U-Net segmentation of microscopy images, headless.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment TIFF files, folders or zarr arrays")
+    seg.add_argument("inputs", nargs="+", metavar="INPUT")
+    seg.add_argument("-o", "--output", required=True, help="output folder")
+    seg.add_argument("--model", help=".keras model file (default: the shipped nuclei model)")
+    seg.add_argument("--threshold", type=float, help="foreground probability threshold")
+    seg.add_argument("--min-size", type=int, help="minimum object size in pixels")
+    seg.add_argument("--tile-size", type=int, help="tile edge in pixels (default 128)")
+    seg.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    seg.add_argument("--batch-size", type=int, default=16)
+    seg.add_argument("--axes", help="axes of the input, e.g. YX, ZYX, TYX, YXC, TZCYX")
+    seg.add_argument("--channel", help="channel index, comma list, or 'mean'")
+    seg.add_argument("--semantic", action="store_true", help="write a 0/1 mask")
+    seg.add_argument("--scheduler", help="dask.distributed scheduler address (zarr inputs)")
+    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    seg.set_defaults(func=cmd_segment)
+
+    tr = sub.add_parser("train", help="train or fine-tune on exported datasets")
+    tr.add_argument("datasets", nargs="+", metavar="DATASET")
+    tr.add_argument("-o", "--output", required=True, help="new .keras model file")
+    tr.add_argument("--from", dest="base_model", help="model to fine-tune (default: new U-Net)")
+    tr.add_argument("--base-filters", type=int, default=16, help="width of a new U-Net")
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--steps", type=int, default=100, help="steps per epoch")
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--learning-rate", type=float, default=1e-3)
+    tr.add_argument("--val-fraction", type=float, default=0.15)
+    tr.add_argument("--no-augment", action="store_true")
+    tr.add_argument("--overwrite", action="store_true")
+    tr.add_argument("-q", "--quiet", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="Dice and instance F1 of labels vs ground truth")
+    ev.add_argument("prediction", metavar="PRED")
+    ev.add_argument("ground_truth", metavar="GT")
+    ev.add_argument("--iou", type=float, default=0.5, help="IoU threshold for a match")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    info = sub.add_parser("info", help="print a model's metadata")
+    info.add_argument("model", metavar="MODEL")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``napari-unet`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .model_io import ModelFileError
+    from .tiling import Cancelled
+
+    try:
+        return args.func(args)
+    except (CLIError, ModelFileError, ValueError, FileExistsError, FileNotFoundError,
+            PermissionError, MemoryError) as err:
+        print(f"napari-unet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print(f"napari-unet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
