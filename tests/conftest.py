@@ -7,6 +7,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
+import napari_unet  # noqa: F401  (first: installs the TensorFlow isolation hook)
+
 
 @pytest.fixture(scope="session")
 def tiny_model():

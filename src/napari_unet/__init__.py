@@ -13,7 +13,13 @@ TensorFlow is imported lazily, on first use, so that napari starts fast.
 
 from importlib import import_module
 
+from ._tf_isolation import install as _isolate_tensorflow
+
 __version__ = "0.1.0"
+
+# Before anything imports TensorFlow: keep its LLVM from clashing with the
+# OpenGL driver's in napari's process (see _tf_isolation).
+_isolate_tensorflow()
 
 _EXPORTS = {
     "build_unet": "model",
@@ -31,6 +37,15 @@ _EXPORTS = {
     "Cancelled": "tiling",
     "normalize_percentile": "normalize",
     "percentile_range": "normalize",
+    "train": "training",
+    "TrainingResult": "training",
+    "Augmentation": "data",
+    "read_dataset": "data",
+    "make_targets": "data",
+    "evaluate": "metrics",
+    "dice": "metrics",
+    "match_instances": "metrics",
+    "otsu_watershed": "baseline",
 }
 
 __all__ = sorted(_EXPORTS)
