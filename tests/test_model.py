@@ -58,6 +58,17 @@ def test_save_load_round_trip_keeps_weights_and_metadata(tmp_path, tiny_model_2o
     assert nu.read_model_info(path) == info
 
 
+def test_saved_model_is_readable_by_others(tmp_path, tiny_model):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = nu.save_model(tiny_model, tmp_path / "m.keras")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_save_never_overwrites_by_default(tmp_path, tiny_model):
     path = nu.save_model(tiny_model, tmp_path / "m.keras")
     before = path.read_bytes()

@@ -147,6 +147,10 @@ def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = 
     os.close(fd)
     try:
         model.save(tmp)
+        # mkstemp creates 0600 files; give the model the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(METADATA_MEMBER, json.dumps(info.to_dict(), indent=2))
         if not overwrite and path.exists():

@@ -1,0 +1,392 @@
+"""Training and fine-tuning U-Nets: the core behind the Train widget and CLI.
+
+:func:`train` runs plain ``keras.Model.fit`` on random augmented patches
+(:class:`~napari_unet.data.PatchSampler`, fed by a ``PyDataset`` that
+tf.data prefetches in a background thread), so throughput is that of bare
+``fit``. One Keras callback reports progress, honours cancellation and a
+time limit, scores the validation patches after each epoch, keeps the best
+weights and saves them atomically. Images are normalized exactly as at
+prediction time (per-plane percentiles), so a trained model needs no
+further calibration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .data import SUPPORTED_OUTPUTS, Augmentation, PatchSampler, grid_patches, training_planes
+from .model_io import ModelFileError, ModelInfo
+
+
+@dataclass
+class TrainingResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The trained model (uncompiled), holding the best epoch's weights.
+    info : ModelInfo
+        Its metadata (also stored in ``path``).
+    history : list of dict
+        One record per completed epoch (loss, val_loss, val_score, ...).
+    best_score : float or None
+        Best validation score (mean Dice over outputs), or best training
+        loss without validation data; None if no epoch completed.
+    best_epoch : int or None
+        1-based epoch of ``best_score``.
+    path : Path or None
+        Saved model file; None if nothing was saved.
+    stopped : str
+        'completed', 'early_stopping', 'time_limit' or 'cancelled'.
+    """
+
+    model: object
+    info: ModelInfo
+    history: list[dict] = field(default_factory=list)
+    best_score: float | None = None
+    best_epoch: int | None = None
+    path: Path | None = None
+    stopped: str = "completed"
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stopped == "cancelled"
+
+
+def make_loss(outputs: Sequence[str], boundary_weight: float = 3.0):
+    """Loss over the output channels: BCE + soft Dice on ``foreground``,
+    BCE with boundary pixels weighted ``boundary_weight`` on ``boundary``.
+
+    Works on Keras tensors and on numpy arrays (returns a scalar tensor).
+    """
+    from keras import ops
+
+    outputs = list(outputs)
+
+    def unet_loss(y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        p = ops.clip(ops.cast(y_pred, "float32"), 1e-6, 1 - 1e-6)
+        total = 0.0
+        for c, name in enumerate(outputs):
+            t, q = y_true[..., c], p[..., c]
+            bce = -(t * ops.log(q) + (1 - t) * ops.log(1 - q))
+            if name == "boundary":
+                # Rims are thin and rare; under-predicting them merges nuclei.
+                bce = bce * (1 + (boundary_weight - 1) * t)
+            total = total + ops.mean(bce)
+            if name == "foreground":
+                inter = ops.sum(t * q)
+                total = total + 1 - (2 * inter + 1) / (ops.sum(t) + ops.sum(q) + 1)
+        return total
+
+    return unet_loss
+
+
+def _split_validation(planes, labels, fraction: float, rng):
+    """Hold out whole planes, or a strip of a single plane."""
+    n = len(planes)
+    if n >= 2:
+        n_val = min(n - 1, max(1, int(round(fraction * n))))
+        val = sorted(rng.choice(n, n_val, replace=False).tolist())
+        train = [i for i in range(n) if i not in val]
+        return ([planes[i] for i in train], [labels[i] for i in train],
+                [planes[i] for i in val], [labels[i] for i in val], "held-out planes")
+    img, lab = planes[0], labels[0]
+    axis = 0 if lab.shape[0] >= lab.shape[1] else 1
+    cut = int(round(lab.shape[axis] * (1 - fraction)))
+    if not 0 < cut < lab.shape[axis]:
+        raise ValueError("The single training image is too small to split off validation "
+                         "data; give val_images or set val_fraction=0.")
+    a, b = [slice(None)] * 2, [slice(None)] * 2
+    a[axis], b[axis] = slice(0, cut), slice(cut, None)
+    return ([img[tuple(a)]], [lab[tuple(a)]], [img[tuple(b)]], [lab[tuple(b)]],
+            "held-out strip of the image")
+
+
+def _resolve_start(model, info):
+    """``(keras_model or None, parent ModelInfo or None, parent name)``."""
+    if model is None:
+        return None, None, None
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        from .model_io import load_model
+
+        loaded, parent = load_model(model, with_info=True)
+        return loaded, parent, parent.name or Path(model).stem
+    parent = info if info is not None else ModelInfo.from_model(model)
+    return model, parent, parent.name or model.name
+
+
+def train(
+    images,
+    labels,
+    *,
+    model=None,
+    base_filters: int = 16,
+    depth: int = 4,
+    outputs: Sequence[str] | None = None,
+    channel_axis: int | None = None,
+    val_images=None,
+    val_labels=None,
+    val_fraction: float = 0.15,
+    epochs: int = 30,
+    steps_per_epoch: int = 100,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    patch_size: int = 128,
+    augment: bool | Augmentation = True,
+    patience: int | None = 8,
+    boundary_width: int = 2,
+    boundary_weight: float = 3.0,
+    time_limit: float | None = None,
+    output_path=None,
+    overwrite: bool = False,
+    info: ModelInfo | None = None,
+    data_description: str | None = None,
+    seed: int | None = 0,
+    jit_compile: bool | str = "auto",
+    progress: Callable[[dict], None] | None = None,
+    cancel=None,
+) -> TrainingResult:
+    """Train a U-Net from scratch, or fine-tune one, on labelled images.
+
+    Parameters
+    ----------
+    images, labels : array or list of arrays
+        Training images (2D or stacks, see
+        :func:`~napari_unet.data.training_planes`) and integer instance
+        labels of the same spatial shape.
+    model : keras.Model, str, Path or None
+        Model to fine-tune (a copy is trained; the object passed is never
+        modified) or a ``.keras`` file; None builds a fresh U-Net.
+    base_filters, depth : int
+        Architecture of a fresh model.
+    outputs : sequence of str, optional
+        ``("foreground", "boundary")`` (default for fresh models) or
+        ``("foreground",)``. A fine-tuned model keeps its own outputs.
+    channel_axis : int, optional
+        Channel axis of multichannel images.
+    val_images, val_labels : optional
+        Validation data. Without it, ``val_fraction`` of the planes (or a
+        strip of a single image) is held out; ``val_fraction=0`` trains
+        without validation (early stopping then watches the training loss).
+    epochs, steps_per_epoch, batch_size : int
+        Length of training; each step sees ``batch_size`` random patches.
+    learning_rate : float
+        Initial Adam learning rate. It follows a cosine decay to 10 % over
+        the run, the run's end being the planned steps or the time limit,
+        whichever comes first.
+    patch_size : int
+        Square patch edge; a multiple of ``2**depth``. Stored as the model's
+        default prediction tile.
+    augment : bool or Augmentation
+        Random flips, 90-degree rotations, scale, intensity, gamma, noise.
+    patience : int or None
+        Stop after this many epochs without improvement (None: never).
+    boundary_width : int
+        Thickness (px) of the boundary target rims.
+    boundary_weight : float
+        Weight of boundary pixels in the boundary channel's BCE.
+    time_limit : float, optional
+        Seconds; training stops after the step that passes it (the partial
+        epoch is still validated).
+    output_path : str or Path, optional
+        ``.keras`` file receiving the best weights, saved atomically after
+        every improving epoch and at the end.
+    overwrite : bool
+        Allow replacing an existing ``output_path``. Checked before training
+        starts.
+    info : ModelInfo, optional
+        Template metadata (name, description, thresholds); architecture,
+        normalization and training fields are filled in.
+    data_description : str, optional
+        Stored in ``info.training['data']``.
+    seed : int or None
+        Seeds Keras' global RNGs and the patch sampler (reproducible runs).
+    jit_compile : bool or 'auto'
+        XLA compilation of the training step (Keras' ``compile`` option):
+        'auto' is faster for real runs; False starts a few seconds sooner,
+        which suits tiny runs.
+    progress : callable, optional
+        Called with a dict after every step (``event='step'``: epoch, step,
+        loss, ...) and every epoch (``event='epoch'``: val_loss, val_score,
+        best_score, ...).
+    cancel : callable or threading.Event, optional
+        Checked after every step; training stops, the best completed epoch
+        is kept, and a run cancelled during its first epoch writes nothing.
+
+    Returns
+    -------
+    TrainingResult
+
+    Raises
+    ------
+    ValueError
+        Bad data or settings. ``FileExistsError`` if ``output_path`` exists
+        and ``overwrite`` is False.
+    """
+    import keras
+
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
+                        ("batch_size", batch_size), ("patch_size", patch_size)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if output_path is not None:
+        output_path = Path(output_path)
+        if output_path.suffix != ".keras":
+            raise ModelFileError(f"Model files must end in '.keras': {output_path}")
+        if output_path.exists() and not overwrite:
+            raise FileExistsError(f"Model file already exists, not overwriting: {output_path}")
+
+    planes, label_planes = training_planes(images, labels, channel_axis=channel_axis)
+    in_channels = planes[0].shape[-1]
+    rng = np.random.default_rng(seed)
+    if (val_images is None) != (val_labels is None):
+        raise ValueError("Give both val_images and val_labels, or neither.")
+    if val_images is not None:
+        val_planes, val_label_planes = training_planes(val_images, val_labels,
+                                                       channel_axis=channel_axis)
+        if val_planes[0].shape[-1] != in_channels:
+            raise ValueError("Validation images have a different number of channels.")
+        val_mode = "given validation set"
+    elif val_fraction > 0:
+        planes, label_planes, val_planes, val_label_planes, val_mode = _split_validation(
+            planes, label_planes, val_fraction, rng)
+    else:
+        val_planes, val_label_planes, val_mode = [], [], "none"
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    source, parent, parent_name = _resolve_start(model, info)
+    if source is None:
+        outputs = tuple(outputs or SUPPORTED_OUTPUTS)
+        net = None
+    else:
+        from .model import model_channels, model_depth
+
+        cin, cout = model_channels(source)
+        if cin != in_channels:
+            raise ValueError(f"The model reads {cin} channels but the images have {in_channels}.")
+        if outputs is not None and tuple(outputs) != tuple(parent.outputs):
+            raise ValueError(f"The model's outputs are {parent.outputs}, not {list(outputs)}.")
+        outputs = tuple(parent.outputs)
+        if len(outputs) != cout:
+            raise ValueError(f"The model has {cout} outputs but its metadata names {outputs}.")
+        depth = model_depth(source)
+        base_filters = parent.base_filters
+        # Train a copy: a cached (e.g. the shipped default) model stays intact.
+        net = _uncompiled_copy(source, weights=True)
+    unknown = [o for o in outputs if o not in SUPPORTED_OUTPUTS]
+    if unknown or "foreground" not in outputs or len(set(outputs)) != len(outputs):
+        raise ValueError(f"outputs must be 'foreground' optionally with 'boundary', "
+                         f"got {list(outputs)}")
+    if patch_size % 2**depth:
+        raise ValueError(f"patch_size ({patch_size}) must be a multiple of 2**depth "
+                         f"({2**depth}).")
+    if net is None:
+        from .model import build_unet
+
+        net = build_unet(in_channels, len(outputs), base_filters, depth)
+
+    template = info or parent or ModelInfo()
+    norm = dict(template.normalization or {})
+    percentiles = (float(norm.get("low", 1.0)), float(norm.get("high", 99.8)))
+    aug = (augment if isinstance(augment, Augmentation)
+           else Augmentation() if augment else Augmentation.none())
+    sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
+                           augment=aug, boundary_width=boundary_width)
+    val = (grid_patches(val_planes, val_label_planes, patch_size, outputs,
+                        percentiles=percentiles, boundary_width=boundary_width)
+           if val_planes else None)
+
+    loss_fn = make_loss(outputs, boundary_weight)
+    # Uncompiled twin for saving and returning: no optimizer state in files.
+    export = _uncompiled_copy(net)
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn,
+                jit_compile=jit_compile)
+
+    name = (info.name if info is not None and info.name != ModelInfo.name
+            else output_path.stem if output_path is not None else net.name)
+    base_info = dataclasses.replace(
+        template, name=name, in_channels=in_channels, out_channels=len(outputs),
+        outputs=list(outputs), tile_size=int(patch_size),
+        normalization={"method": "percentile", "low": percentiles[0], "high": percentiles[1]},
+        base_filters=base_filters, depth=depth, parent=parent_name,
+    )
+    settings = {
+        "data": data_description or f"{len(planes)} training planes",
+        "n_train_planes": len(planes), "n_val_planes": len(val_planes),
+        "validation": val_mode, "max_epochs": epochs, "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size, "patch_size": patch_size, "learning_rate": learning_rate,
+        "loss": f"BCE + soft Dice (foreground), BCE with boundary weight {boundary_weight}",
+        "boundary_width": boundary_width,
+        "augmentation": dataclasses.asdict(aug) if augment else None,
+        "seed": seed, "val_score": "mean Dice over outputs on validation patches (p > 0.5)",
+    }
+    from .training_callback import TrainingMonitor
+
+    monitor = TrainingMonitor(
+        net=net, export=export, val=val, loss_fn=loss_fn, outputs=outputs, epochs=epochs,
+        steps=steps_per_epoch, learning_rate=learning_rate, patience=patience,
+        time_limit=time_limit, cancel=cancel, progress=progress, output_path=output_path,
+        overwrite=overwrite,
+        make_info=lambda extra: dataclasses.replace(
+            base_info, training={**settings, **extra, **_versions()}),
+    )
+    dataset = _patch_dataset(sampler, steps_per_epoch, batch_size, rng)
+    net.fit(dataset, epochs=epochs, verbose=0, callbacks=[monitor])
+    return monitor.finish()
+
+
+def _uncompiled_copy(model, weights: bool = False):
+    """A new model with ``model``'s architecture (and weights), not compiled.
+
+    Rebuilt from the config rather than ``clone_model``, which would replay
+    the original's compile() and fail on unregistered custom losses.
+    """
+    copy = model.__class__.from_config(model.get_config())
+    if weights:
+        copy.set_weights(model.get_weights())
+    return copy
+
+
+def _patch_dataset(sampler: PatchSampler, steps: int, batch_size: int, rng):
+    import keras
+
+    class PatchDataset(keras.utils.PyDataset):
+        """``steps`` random batches per epoch; one RNG, used by one thread."""
+
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, index):
+            return sampler.batch(batch_size, rng)
+
+    return PatchDataset()
+
+
+def _versions() -> dict:
+    import keras
+
+    from . import __version__
+
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:  # pragma: no cover - another Keras backend
+        tf_version = None
+    return {"versions": {"napari_unet": __version__, "keras": keras.__version__,
+                         "tensorflow": tf_version},
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}

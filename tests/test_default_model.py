@@ -1,0 +1,38 @@
+"""The shipped default nuclei model: offline loading and accuracy on the sample."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_unet as nu
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def test_default_model_loads_offline_with_metadata():
+    path = nu.default_model_path()
+    assert path.is_file(), "the default model must ship inside the package"
+    assert path.stat().st_size < 20e6
+    model, info = nu.load_model(with_info=True)
+    assert info.outputs == ["foreground", "boundary"]
+    assert (info.in_channels, info.out_channels) == (1, 2)
+    assert info.normalization["low"] == 1.0 and info.normalization["high"] == 99.8
+    assert info.tile_size % 2**info.depth == 0
+    assert info.training["best_epoch"] >= 1
+    assert model.count_params() < 0.25 * nu.REFERENCE_PARAMS
+
+
+def test_default_model_segments_the_2d_sample():
+    import tifffile
+
+    image_path, labels_path = SAMPLE / "nuclei2d.tif", SAMPLE / "nuclei2d_labels.tif"
+    if not (image_path.exists() and labels_path.exists()):
+        pytest.skip("sample_data/nuclei2d.tif or nuclei2d_labels.tif is absent")
+    image = tifffile.imread(image_path)
+    truth = tifffile.imread(labels_path)
+    labels = nu.segment(image)
+    assert labels.shape == truth.shape and labels.dtype == np.int32
+    scores = nu.evaluate(labels, truth)
+    assert scores["f1"] >= 0.8, scores
+    assert scores["dice"] >= 0.85, scores
