@@ -147,56 +147,57 @@ def _drop_small_and_relabel(labels: np.ndarray, min_size: int) -> int:
 
 def _label_plane(prob, bnd_prob, *, mode, threshold, boundary_threshold, min_size,
                  fill_holes, split, split_h) -> np.ndarray:
-    fg = prob > threshold
-    if fill_holes:
-        fg = ndi.binary_fill_holes(fg)
-    comps = np.empty(fg.shape, dtype=np.int32)
-    n = ndi.label(fg, output=comps)
+    labels = np.empty(prob.shape, dtype=np.int32)
+    ndi.label(prob > threshold, output=labels)
+    n = _drop_small_and_relabel(labels, min_size)
+    split = split and mode == "instance"
+    if n and (fill_holes or split):
+        seeds = bnd_prob < boundary_threshold if split and bnd_prob is not None else None
+        if _refine_objects(labels, n, fill_holes=fill_holes, split=split, seeds=seeds,
+                           elevation=bnd_prob, min_size=min_size, split_h=split_h):
+            _drop_small_and_relabel(labels, min_size)
     if mode == "semantic":
-        keep = (np.bincount(comps.reshape(-1), minlength=n + 1) >= min_size).astype(np.uint8)
-        keep[0] = 0
-        return _apply_lut(comps, keep, out=np.empty(fg.shape, dtype=np.uint8))
-    del fg
-    n = _drop_small_and_relabel(comps, min_size)
-    if n and split:
-        if _split_touching(comps, n, bnd_prob, boundary_threshold, min_size, split_h):
-            _drop_small_and_relabel(comps, min_size)
-    return comps
+        return np.greater(labels, 0, out=np.empty(prob.shape, dtype=np.uint8), casting="unsafe")
+    return labels
 
 
-def _split_touching(labels, n, bnd_prob, boundary_threshold, min_size, split_h) -> bool:
-    """Split, in place, the objects of ``labels`` that hold 2+ markers."""
+def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
+                    split_h) -> bool:
+    """Fill holes and split touching objects, in place, object by object.
+
+    Each object is handled inside its own bounding box: whole-image
+    ``binary_fill_holes`` floods the background with a pixel queue costing
+    hundreds of MB on a 8192^2 plane, and a full-size marker image would
+    add 256 MB. Returns whether any object was split.
+    """
     from skimage.segmentation import watershed
 
     min_seed = max(3, min_size // 4)
-    if bnd_prob is not None:
-        markers = _label_min_size((labels > 0) & (bnd_prob < boundary_threshold), min_seed)
-        # Which object each marker lies in (a marker never spans two objects).
-        object_of_marker = np.zeros(int(markers.max(initial=0)) + 1, dtype=np.int64)
-        object_of_marker[markers.reshape(-1)] = labels.reshape(-1)
-        counts = np.bincount(object_of_marker[1:], minlength=n + 1)
-        candidates = np.flatnonzero(counts >= 2)
-    else:
-        markers = None
-        sizes = np.bincount(labels.reshape(-1), minlength=n + 1)
-        candidates = np.flatnonzero(sizes >= max(2 * min_size, 16))
-    candidates = candidates[candidates > 0]
-
-    slices = ndi.find_objects(labels)
     next_id = n + 1
     changed = False
-    for i in candidates:
-        sl = _pad_slice(slices[i - 1], labels.shape, 1)
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None or i > n:
+            continue
+        sl = _pad_slice(box, labels.shape, 1)
         region = labels[sl]  # a view: edits go straight into labels
         mask = region == i
-        if markers is not None:
-            sub_markers = np.where(mask, markers[sl], 0)
-            elevation = bnd_prob[sl]
-        else:
-            sub_markers, elevation = _distance_markers(mask, split_h)
-            if sub_markers is None:
+        if fill_holes:
+            holes = ndi.binary_fill_holes(mask) & (region == 0)  # other objects stay
+            if holes.any():
+                region[holes] = i
+                mask |= holes
+        if not split:
+            continue
+        if seeds is not None:  # boundary output: seeds are non-boundary pixels
+            markers = _label_min_size(seeds[sl] & mask, min_seed)
+            if markers.max(initial=0) < 2:
                 continue
-        ws = watershed(elevation, sub_markers, mask=mask)
+            relief = elevation[sl]
+        else:
+            markers, relief = _distance_markers(mask, split_h)
+            if markers is None:
+                continue
+        ws = watershed(relief, markers, mask=mask)
         ids = np.unique(ws[mask])
         ids = ids[ids > 0]
         for marker_id in ids[1:]:  # the first piece keeps id i
