@@ -35,3 +35,26 @@ def tiny_model_2out():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# TensorFlow and Mesa's software OpenGL both carry LLVM; even with TF's
+# symbols kept private (napari_unet._tf_isolation), their static destructors
+# can still collide at interpreter exit ("free(): invalid pointer", after all
+# results are printed). End the process with pytest's own exit status
+# instead of running those destructors.
+_EXIT_STATUS = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _EXIT_STATUS
+    _EXIT_STATUS = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if _EXIT_STATUS is not None and os.environ.get("NAPARI_UNET_HARD_EXIT", "1") == "1":
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS)

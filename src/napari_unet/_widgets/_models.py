@@ -1,0 +1,171 @@
+"""The widget's model list: shipped default, recently used files, loaded cache.
+
+Recently used model files are remembered in ``recent_models.json`` in the
+user's config directory (``platformdirs`` when installed, else
+``~/.config/napari-unet``). ``NAPARI_UNET_CONFIG_DIR`` overrides the
+directory, so tests never touch the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from psygnal import SignalInstance
+
+from ..model_io import ModelFileError, ModelInfo, default_model_path, read_model_info
+
+CONFIG_ENV = "NAPARI_UNET_CONFIG_DIR"
+RECENT_FILE = "recent_models.json"
+#: Sentinel value of the "Load model file…" entry of the model combo box.
+LOAD_ENTRY = "__load_model_file__"
+
+# Loaded networks are shared by all widgets (one per viewer) of the process:
+# loading and tracing a model takes seconds. Keyed by (path, mtime).
+_LOADED: OrderedDict = OrderedDict()
+# Models are loaded in worker threads; two runs may race for one file.
+_LOCK = threading.Lock()
+#: Emitted (in the GUI thread) with the resolved path, as a string, of a model
+#: file that just became available, e.g. one the Train widget wrote. Widgets
+#: listing models connect to it and refresh their model combo box.
+model_added = SignalInstance((str,), name="model_added")
+
+
+def config_dir() -> Path:
+    """Directory holding the widget's small settings files."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override)
+    try:
+        from platformdirs import user_config_dir
+    except ImportError:  # platformdirs is optional: fall back to XDG layout.
+        return Path.home() / ".config" / "napari-unet"
+    return Path(user_config_dir("napari-unet", appauthor=False))
+
+
+class ModelRegistry:
+    """Model choices for the widget and a small cache of loaded networks.
+
+    Parameters
+    ----------
+    max_recent : int
+        How many recently used files to remember.
+    max_loaded : int
+        How many loaded Keras models to keep in memory (process-wide).
+    """
+
+    def __init__(self, max_recent: int = 8, max_loaded: int = 2):
+        self.max_recent = max_recent
+        self.max_loaded = max_loaded
+
+    # ------------------------------------------------------------------ recent
+    @property
+    def recent_path(self) -> Path:
+        return config_dir() / RECENT_FILE
+
+    def recent(self) -> list[Path]:
+        """Recently used model files that still exist, most recent first."""
+        try:
+            entries = json.loads(self.recent_path.read_text(encoding="utf-8"))
+            paths = [Path(p) for p in entries.get("recent", []) if isinstance(p, str)]
+        except (OSError, ValueError, AttributeError):
+            return []  # Missing or corrupt settings must never break the widget.
+        return [p for p in paths if p.is_file()]
+
+    def remember(self, path) -> None:
+        """Put ``path`` first in the recent list (the default is not stored)."""
+        path = Path(path).resolve()
+        if path == default_model_path().resolve():
+            return
+        paths = [path] + [p for p in self.recent() if p.resolve() != path]
+        target = self.recent_path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            data = {"recent": [str(p) for p in paths[: self.max_recent]]}
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(tmp, target)  # Atomic: a crash never leaves half a file.
+        except OSError:
+            pass  # Read-only home: the list is a convenience, not essential.
+
+    def add(self, path) -> None:
+        """Remember a new model file and announce it to every widget (:data:`model_added`)."""
+        self.remember(path)
+        model_added.emit(str(Path(path).resolve()))
+
+    # ----------------------------------------------------------------- choices
+    def choices(self) -> list[tuple[str, str]]:
+        """``(label, value)`` pairs for the model combo box.
+
+        The value is the file path as a string, or :data:`LOAD_ENTRY`. The
+        shipped default is always listed, marked when it is not installed, so
+        the user learns why it cannot run instead of seeing it vanish.
+        """
+        default = default_model_path()
+        label = "nuclei (default)" if default.is_file() else "nuclei (default, not installed)"
+        items = [(label, str(default))]
+        for path in self.recent():
+            if path.resolve() != default.resolve():
+                items.append((f"{path.name}  ({_short(path.parent)})", str(path)))
+        items.append(("Load model file…", LOAD_ENTRY))
+        return items
+
+    def preferred(self) -> str:
+        """The value to select initially: the default if installed, else the latest file."""
+        default = default_model_path()
+        if default.is_file():
+            return str(default)
+        recent = self.recent()
+        return str(recent[0]) if recent else str(default)
+
+    # ------------------------------------------------------------------ models
+    @staticmethod
+    def info(path) -> ModelInfo | None:
+        """Metadata of a model file, read without TensorFlow.
+
+        Raises
+        ------
+        ModelFileError
+            The file is missing or not a Keras archive.
+        """
+        path = Path(path)
+        if path == default_model_path() and not path.is_file():
+            raise ModelFileError(
+                "The default nuclei model is not installed in this copy of napari-unet "
+                f"({path.name} is missing). Choose 'Load model file…' to use a .keras model."
+            )
+        return read_model_info(path)
+
+    def load(self, path):
+        """Load ``(keras_model, ModelInfo)``, reusing a cached copy.
+
+        Called in worker threads. The cache key includes the file's
+        modification time, so a retrained file is reloaded.
+        """
+        from ..model_io import load_model
+
+        path = Path(path)
+        self.info(path)  # Clear message for a missing default model.
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+        with _LOCK:
+            if key in _LOADED:
+                _LOADED.move_to_end(key)
+                return _LOADED[key]
+            loaded = load_model(path, with_info=True)
+            _LOADED[key] = loaded
+            while len(_LOADED) > self.max_loaded:
+                _LOADED.popitem(last=False)
+            return loaded
+
+
+def _short(folder: Path) -> str:
+    """Shorten a folder for display: ``~`` for home, at most 2 levels."""
+    try:
+        folder = Path("~") / folder.relative_to(Path.home())
+    except ValueError:
+        pass
+    parts = folder.parts
+    return str(Path(*parts[-2:])) if len(parts) > 2 else str(folder)

@@ -1,0 +1,360 @@
+"""The Train dock widget (Plugins › napari-unet › Train).
+
+Fine-tunes a model (or trains a new U-Net) on exported dataset folders and/or
+open Image + Labels layer pairs with :func:`napari_unet.training.train`, in a
+napari ``thread_worker``. The worker's progress dicts reach the GUI thread
+through a queued Qt signal and drive the activity-dock progress bar, the
+status line and the live curve. Cancel stops after the current step; the
+best completed epoch is already saved by then. A finished model is announced
+with :data:`._models.model_added`, so model lists (Segment widget) show it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Select,
+    SpinBox,
+)
+from napari.layers import Image, Labels
+from napari.qt.threading import thread_worker
+from napari.utils import cancelable_progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+
+from ..model_io import default_model_path
+from . import _job, _layers, _models
+from ._models import LOAD_ENTRY, ModelRegistry
+from ._plot import TrainingPlot
+from ._train_job import (
+    JIT_MIN_STEPS,
+    TrainJob,
+    default_output_path,
+    describe,
+    run_training,
+)
+from .export import ExportError, channel_axis_for
+
+if TYPE_CHECKING:
+    import napari
+
+SCRATCH = "__scratch__"
+WIDTHS = [("16 (fast, like the shipped model)", 16), ("32", 32), ("64 (reference U-Net)", 64)]
+
+
+class _Relay(QObject):
+    """Lives in the GUI thread: signals emitted by the worker are queued to it."""
+
+    event = Signal(object)
+
+
+# --------------------------------------------------------------------------
+# The widget
+# --------------------------------------------------------------------------
+class TrainWidget(Container):
+    """Fine-tune a U-Net, or train a new one, on corrected data.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        Injected by napari when the widget is docked from the manifest.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = getattr(viewer, "__wrapped__", viewer)
+        self.registry = ModelRegistry()
+        self._folders: list[Path] = []
+        self._workers: set = set()
+        self._cancel: threading.Event | None = None
+        self._pbar = None
+        self._auto_output = None
+        self._model_value = None
+        self.last_result = None
+
+        self.datasets = Select(label="datasets", choices=lambda w: [
+            (_folder_label(p), p) for p in self._folders])
+        self.add_button = PushButton(text="Add dataset folder…")
+        self.remove_button = PushButton(text="Remove selected folders")
+        self.layer_pairs = Select(label="layer pairs", choices=self._pair_choices)
+        self.start_model = ComboBox(label="start from", choices=lambda w: [
+            ("new U-Net (from scratch)", SCRATCH)] + self.registry.choices())
+        self.base_filters = ComboBox(label="base filters", choices=WIDTHS, value=16)
+        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=10)
+        self.steps = SpinBox(label="steps per epoch", min=1, max=10_000, value=50)
+        self.learning_rate = FloatSpinBox(label="learning rate", min=1e-5, max=0.1, step=1e-5,
+                                          value=1e-3)
+        self.batch_size = SpinBox(label="batch size", min=1, max=128, value=8)
+        self.patch_size = SpinBox(label="patch size", min=32, max=1024, step=16, value=128)
+        self.val_fraction = FloatSpinBox(label="validation fraction", min=0.0, max=0.5,
+                                         step=0.05, value=0.15)
+        self.augment = CheckBox(text="augment (flips, rotations, zoom, intensity)", value=True)
+        self.output = FileEdit(label="save model as", mode="w", filter="*.keras")
+        self.start_button = PushButton(text="Start training")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        for select in (self.datasets, self.layer_pairs):
+            select.native.setMaximumHeight(80)
+        self.extend([self.datasets, self.add_button, self.remove_button, self.layer_pairs,
+                     self.start_model, self.base_filters, self.epochs, self.steps,
+                     self.learning_rate, self.batch_size, self.patch_size, self.val_fraction,
+                     self.augment, self.output, self.start_button, self.cancel_button, self.status])
+        self._relay = _Relay(self.native)
+        self._relay.event.connect(self._on_event)
+        self.plot = TrainingPlot(self.native, colors=_theme_colors(self._viewer))
+        self.native.layout().addWidget(self.plot.canvas)
+
+        self.add_button.changed.connect(self._ask_dataset)
+        self.remove_button.changed.connect(self._remove_selected)
+        self.start_model.changed.connect(self._on_model)
+        self.base_filters.changed.connect(self._update_output)
+        self.start_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        _models.model_added.connect(self._on_model_added)
+        self.start_model.value = self.registry.preferred()
+        self._on_model()
+
+    # -------------------------------------------------------------- data
+    def _pair_choices(self, widget=None):
+        layers = self._viewer.layers
+        items = []
+        for lab in (la for la in layers if isinstance(la, Labels)):
+            for img in (la for la in layers if isinstance(la, Image)):
+                try:
+                    channel_axis_for(img, _layers.base_data(lab).shape)
+                except ExportError:
+                    continue
+                items.append((f"{img.name} + {lab.name}", (img, lab)))
+        return items
+
+    def add_dataset(self, folder) -> bool:
+        """Add an exported dataset folder to the training data."""
+        folder = Path(folder).expanduser().resolve()
+        if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
+            show_error(f"{folder} is not a training dataset: it needs 'images' and 'masks' "
+                       "folders (use Export training data).")
+            return False
+        if folder not in self._folders:
+            self._folders.append(folder)
+            self.datasets.reset_choices()
+        return True
+
+    def _ask_dataset(self, *args):
+        from qtpy.QtWidgets import QFileDialog
+
+        path = QFileDialog.getExistingDirectory(self.native, "Add a training dataset folder")
+        if path:
+            self.add_dataset(path)
+
+    def _remove_selected(self, *args):
+        chosen = set(self.datasets.value)
+        self._folders = [p for p in self._folders if p not in chosen]
+        self.datasets.reset_choices()
+
+    # ------------------------------------------------------------- model
+    def _on_model(self, *args):
+        value = self.start_model.value
+        if value == LOAD_ENTRY:
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getOpenFileName(self.native, "Start from a model", "",
+                                                  "Keras models (*.keras)")
+            if not (path and self.load_model_file(path)):
+                self.start_model.value = self._model_value
+            return
+        self._model_value = value
+        self.base_filters.visible = value == SCRATCH
+        if value != SCRATCH:
+            try:
+                info = self.registry.info(value)
+            except Exception as err:  # noqa: BLE001 - shown now, and again at Start
+                self.status.value = _job.describe_error(err)
+                info = None
+            if info is not None:
+                self.patch_size.value = int(info.tile_size)
+        self._update_output()
+
+    def load_model_file(self, path) -> bool:
+        """Choose a ``.keras`` file to start from; it is remembered for all widgets."""
+        try:
+            self.registry.info(path)
+        except Exception as err:  # noqa: BLE001
+            show_error(_job.describe_error(err))
+            return False
+        self.registry.add(path)  # -> _on_model_added refreshes the list
+        self.start_model.value = str(Path(path).resolve())
+        return True
+
+    def _on_model_added(self, path: str):
+        try:
+            value = self.start_model.value
+            with self.start_model.changed.blocked():
+                # Rebuilt, not appended to: the list keeps the registry's order.
+                self.start_model.native.clear()
+                self.start_model.reset_choices()
+                if value in self.start_model.choices:
+                    self.start_model.value = value
+        except RuntimeError:  # the Qt widget is gone; the signal drops us soon
+            pass
+
+    def _update_output(self, *args):
+        """Propose a fresh file name, unless the user typed one."""
+        if self._auto_output is not None and self.output.value != self._auto_output:
+            return
+        parent = None if self.start_model.value == SCRATCH else self.start_model.value
+        self._auto_output = default_output_path(parent, self.base_filters.value)
+        self.output.value = self._auto_output
+
+    # --------------------------------------------------------------- run
+    @property
+    def busy(self) -> bool:
+        return self._cancel is not None
+
+    def start(self, *args):
+        """Start training with the current settings (the Start button)."""
+        if self.busy:
+            return None
+        try:
+            job = self._make_job()
+        except (ExportError, ValueError, OSError) as err:
+            show_error(f"Cannot train: {err}")
+            return None
+        self._cancel = cancel = threading.Event()
+        total = job.settings["epochs"] * job.settings["steps_per_epoch"]
+        self._pbar = cancelable_progress(total=total, desc="Training: loading data",
+                                         cancel_callback=self.cancel)
+        self.plot.clear()
+        self.start_button.enabled, self.cancel_button.enabled = False, True
+        self.status.value = "loading data…"
+
+        def progress(event, relay=self._relay):
+            try:
+                relay.event.emit(event)
+            except RuntimeError:  # the widget was closed: stop training
+                cancel.set()
+
+        worker = thread_worker(run_training, start_thread=False)(job, progress, cancel)
+        worker.returned.connect(self._on_done)
+        worker.errored.connect(self._on_done)  # run_training returns errors; just in case
+        worker.finished.connect(lambda w=worker: self._workers.discard(w))
+        self._workers.add(worker)
+        worker.start()
+        return worker
+
+    def _make_job(self) -> TrainJob:
+        pairs = []
+        for img, lab in self.layer_pairs.value:
+            if img not in self._viewer.layers or lab not in self._viewer.layers:
+                continue
+            labels = np.array(_layers.base_data(lab))  # frozen: edits go on meanwhile
+            axis = channel_axis_for(img, labels.shape)
+            pairs.append((_layers.base_data(img), axis, labels, f"{img.name} + {lab.name}"))
+        if not self._folders and not pairs:
+            raise ExportError("no training data: add a dataset folder or select a layer pair.")
+        model = self.start_model.value
+        if model in (None, LOAD_ENTRY):
+            raise ExportError("choose a model to start from.")
+        if model != SCRATCH:
+            self.registry.info(model)  # a clear message for a missing file
+        if self._auto_output is not None and self.output.value == self._auto_output:
+            self._auto_output = None  # the proposal is re-stamped: never an old name
+            self._update_output()
+        out = Path(self.output.value).expanduser()
+        if out.suffix != ".keras":
+            raise ExportError(f"the model file must end in '.keras': {out}")
+        if out.exists() or out.resolve() == default_model_path().resolve():
+            raise ExportError(f"{out} exists; choose a new file (models are never overwritten).")
+        steps = int(self.epochs.value) * int(self.steps.value)
+        settings = dict(
+            epochs=int(self.epochs.value), steps_per_epoch=int(self.steps.value),
+            batch_size=int(self.batch_size.value), patch_size=int(self.patch_size.value),
+            learning_rate=float(self.learning_rate.value),
+            val_fraction=float(self.val_fraction.value), augment=bool(self.augment.value),
+            output_path=out, overwrite=False, jit_compile="auto" if steps >= JIT_MIN_STEPS
+            else False)
+        if model == SCRATCH:
+            settings.update(base_filters=int(self.base_filters.value), depth=4)
+        return TrainJob(list(self._folders), pairs, None if model == SCRATCH else model,
+                        settings)
+
+    def _on_event(self, event: dict):
+        if self._cancel is None:
+            return  # a late event of a finished run
+        self.plot.add(event)
+        kind, epoch, epochs = event.get("event"), event.get("epoch"), event.get("epochs")
+        if kind == "step" and self._pbar is not None:
+            done = (epoch - 1) * event["steps"] + event["step"]
+            self._pbar.set_description(f"Training: epoch {epoch}/{epochs}")
+            if done > self._pbar.n:
+                self._pbar.update(done - self._pbar.n)
+            if not self._cancel.is_set():
+                self.status.value = (f"epoch {epoch}/{epochs}, step {event['step']}/"
+                                     f"{event['steps']}: loss {event['loss']:.4f}")
+        elif kind == "epoch" and not self._cancel.is_set():
+            score = event.get("val_score")
+            self.status.value = (f"epoch {epoch}/{epochs}: " + (
+                f"validation score {score:.3f}" if score is not None else
+                f"loss {event['loss']:.4f}") + (" (best so far)" if event.get("improved")
+                                                 else ""))
+
+    def cancel(self, *args):
+        """Stop after the current step; the best completed epoch stays saved."""
+        if self._cancel is None or self._cancel.is_set():
+            return
+        self._cancel.set()
+        self.cancel_button.enabled = False
+        self.status.value = "cancelling after this step…"
+
+    def _on_done(self, result):
+        self._cancel = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.start_button.enabled, self.cancel_button.enabled = True, False
+        self.plot.redraw()
+        self._update_output()  # a proposed name is used once
+        if isinstance(result, BaseException):
+            self.status.value = "failed"
+            show_error(describe(result))
+            return
+        self.last_result = result
+        if result.path is None:
+            self.status.value = "cancelled: nothing saved"
+            show_info("Training cancelled before the first epoch ended; no model was saved.")
+            return
+        self.registry.add(result.path)  # selectable in every model list now
+        what = "validation score" if result.history and "val_score" in result.history[-1] \
+            else "training loss"
+        how = ("cancelled; kept the best model so far" if result.cancelled else
+               f"stopped: {result.stopped.replace('_', ' ')}")
+        self.status.value = f"saved {result.path.name}"
+        show_info(f"Trained {result.path.name} ({how}): best {what} {result.best_score:.3f} "
+                  f"at epoch {result.best_epoch}/{len(result.history)}. Saved to "
+                  f"{result.path}; choose it in the Segment widget.")
+
+
+def _folder_label(folder: Path) -> str:
+    n = sum(1 for p in (folder / "images").glob("*.tif*")) if folder.is_dir() else 0
+    return f"{folder.name}  ({n} images)"
+
+
+def _theme_colors(viewer) -> tuple[str, str]:
+    """Background and text colours of the viewer's theme (dark defaults)."""
+    try:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(viewer.theme)
+        return theme.background.as_hex(), theme.text.as_hex()
+    except Exception:  # noqa: BLE001 - cosmetic only
+        return "#262930", "#f0f1f2"

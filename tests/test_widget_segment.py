@@ -1,0 +1,326 @@
+"""The Segment dock widget, in a real napari viewer (run under Xvfb).
+
+Tiny models built on the fly keep the file fast; their random weights do not
+segment anything meaningful, so tests check geometry, bookkeeping and that
+nothing the user did is lost, not segmentation quality.
+"""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari.layers import Labels  # noqa: E402
+
+import napari_unet  # noqa: E402
+from napari_unet import probabilities_to_labels, save_model, tiling  # noqa: E402
+from napari_unet._widgets import SegmentWidget, segment  # noqa: E402
+from napari_unet._widgets._models import LOAD_ENTRY, ModelRegistry  # noqa: E402
+
+TIMEOUT = 60_000  # ms; the machine may be busy
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_UNET_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, tiny_model):
+    return save_model(tiny_model, tmp_path_factory.mktemp("models") / "tiny.keras")
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Notifications shown by the widget, as (kind, message)."""
+    shown = []
+    for kind in ("error", "warning", "info"):
+        monkeypatch.setattr(segment, f"show_{kind}",
+                            lambda msg, kind=kind: shown.append((kind, str(msg))))
+    return shown
+
+
+@pytest.fixture
+def net_calls(monkeypatch):
+    """Counts network calls (one per batch of tiles)."""
+    calls = []
+    original = tiling.run_model
+
+    def counted(model, batch):
+        calls.append(len(batch))
+        return original(model, batch)
+
+    monkeypatch.setattr(tiling, "run_model", counted)
+    return calls
+
+
+def blobs(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage as ndi
+
+    return ndi.gaussian_filter(rng.random(shape).astype(np.float32), 2)
+
+
+def open_widget(viewer, model_file) -> SegmentWidget:
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    assert widget.load_model_file(model_file)
+    widget.tile_size.value, widget.overlap.value = 64, 16
+    widget.threshold.value = 0.55
+    return widget
+
+
+def run(qtbot, widget):
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+
+
+def test_docks_from_manifest_and_follows_active_layer(make_napari_viewer, model_file):
+    viewer = make_napari_viewer()
+    first = viewer.add_image(blobs((32, 32)), name="first")
+    viewer.add_image(blobs((32, 32)), name="second")
+    widget = open_widget(viewer, model_file)
+    assert isinstance(widget, SegmentWidget)
+    assert widget.image.value.name == "second"
+    viewer.layers.selection.active = first
+    assert widget.image.value is first
+    combo = widget.model.native
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert labels[0].startswith("nuclei (default") and labels[-1] == "Load model file…"
+    # The loaded file is remembered for the next session.
+    recent = json.loads((ModelRegistry().recent_path).read_text())["recent"]
+    assert recent == [str(model_file.resolve())]
+    assert str(model_file.resolve()) in [v for _, v in ModelRegistry().choices()]
+
+
+def test_run_2d_overlays_image(make_napari_viewer, qtbot, model_file, notes):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(blobs((96, 128)), name="nuclei", scale=(0.5, 0.25),
+                             translate=(10, 20), rotate=30, units=("um", "um"))
+    widget = open_widget(viewer, model_file)
+    widget.add_probs.value = True
+    run(qtbot, widget)
+    assert not [n for n in notes if n[0] == "error"], notes
+    labels = viewer.layers["nuclei labels"]
+    assert isinstance(labels, Labels) and labels.data.shape == (96, 128)
+    assert labels.data.max() > 0
+    np.testing.assert_allclose(labels.scale, image.scale)
+    np.testing.assert_allclose(labels.translate, image.translate)
+    np.testing.assert_allclose(labels.affine.affine_matrix, image.affine.affine_matrix)
+    np.testing.assert_allclose(labels.rotate, image.rotate)
+    assert labels.units == image.units
+    probs = viewer.layers["nuclei probabilities"]
+    assert probs.data.shape == (96, 128) and probs.data.dtype == np.float32
+    # A second run on an unedited result updates it in place.
+    run(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == [
+        "nuclei", "nuclei probabilities", "nuclei labels"]
+
+
+def test_stack_current_slice_and_channels(make_napari_viewer, qtbot, model_file, notes):
+    viewer = make_napari_viewer()
+    stack = viewer.add_image(blobs((3, 64, 64)), name="stack", scale=(2, 0.5, 0.5),
+                             translate=(0, 5, 5))
+    widget = open_widget(viewer, model_file)
+    viewer.dims.set_current_step(0, 1)
+    widget.scope.value = "current slice"
+    run(qtbot, widget)
+    labels = viewer.layers["stack labels"]
+    assert labels.data.shape == (3, 64, 64)
+    np.testing.assert_allclose(labels.scale, stack.scale)
+    np.testing.assert_allclose(labels.translate, stack.translate)
+    assert labels.data[1].max() > 0 and not labels.data[[0, 2]].any()
+    widget.scope.value = "whole layer"
+    run(qtbot, widget)
+    assert viewer.layers["stack labels"] is labels and all(p.max() > 0 for p in labels.data)
+    assert not [n for n in notes if n[0] == "error"], notes
+
+    # Multichannel (C, Y, X): pick the channel axis and one channel.
+    multi = viewer.add_image(blobs((2, 48, 64)), name="multi", scale=(1, 0.3, 0.4),
+                             axis_labels=("c", "y", "x"))
+    assert widget.image.value is multi and widget.channel_axis.value == 0
+    widget.channels.value = [1]
+    run(qtbot, widget)
+    out = viewer.layers["multi labels"]
+    assert out.data.shape == (48, 64)
+    np.testing.assert_allclose(out.scale, (0.3, 0.4))
+    assert tuple(out.axis_labels) == ("y", "x")
+
+    # RGB: channel axis -1, averaged for the 1-channel model.
+    rgb = viewer.add_image((np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8),
+                           name="rgb", rgb=True)
+    assert widget.image.value is rgb and widget.channels.value == "mean"
+    run(qtbot, widget)
+    assert viewer.layers["rgb labels"].data.shape == (40, 56)
+    assert not [n for n in notes if n[0] == "error"], notes
+
+
+def test_visible_region_scope(make_napari_viewer, qtbot, model_file, notes):
+    viewer = make_napari_viewer(show=True)  # corner_pixels follow the drawn canvas
+    image = viewer.add_image(blobs((200, 240)), name="wide")
+    widget = open_widget(viewer, model_file)
+    widget.threshold.value = 0.5
+    viewer.camera.zoom *= 4
+    viewer.camera.center = (0, 60, 80)
+    qtbot.waitUntil(lambda: image.corner_pixels[1, 0] < 150, timeout=5000)
+    (y0, x0), (y1, x1) = image.corner_pixels
+    widget.scope.value = "visible region"
+    run(qtbot, widget)
+    assert not [n for n in notes if n[0] == "error"], notes
+    data = viewer.layers["wide labels"].data
+    assert data.shape == (200, 240) and data[y0:y1 + 1, x0:x1 + 1].any()
+    outside = data.copy()
+    outside[y0:y1 + 1, x0:x1 + 1] = 0
+    assert not outside.any()
+
+
+def test_cancel_is_prompt_and_adds_nothing(make_napari_viewer, qtbot, model_file, monkeypatch,
+                                           notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((160, 160)), name="big")
+    widget = open_widget(viewer, model_file)
+    widget.tile_size.value, widget.overlap.value = 32, 0  # 25 tiles: 4 batches
+    original, calls = tiling.run_model, []
+
+    def slow(model, batch):
+        calls.append(time.perf_counter())
+        time.sleep(0.3)
+        return original(model, batch)
+
+    monkeypatch.setattr(tiling, "run_model", slow)
+    before = list(viewer.layers)
+    widget.run()
+    # Cancel during the 2nd batch (the 1st one may include tracing the model).
+    qtbot.waitUntil(lambda: len(calls) >= 2, timeout=TIMEOUT)
+    worker = widget._run.worker
+    widget.cancel()
+    cancelled_at = time.perf_counter()
+    assert not widget.busy and widget.run_button.enabled  # The GUI is free at once.
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
+    assert time.perf_counter() - cancelled_at < 1.0
+    assert len(calls) < 4
+    qtbot.wait(50)
+    assert list(viewer.layers) == before
+    assert ("info", "Segmentation cancelled; no layer was changed.") in notes
+
+
+def test_settings_relabel_from_cache(make_napari_viewer, qtbot, model_file, net_calls):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((96, 96)), name="nuclei")
+    widget = open_widget(viewer, model_file)
+    run(qtbot, widget)
+    labels = viewer.layers["nuclei labels"]
+    first, n_calls = labels.data.copy(), len(net_calls)
+    assert n_calls > 0
+    result = widget.results[-1]
+    widget.threshold.value = 0.5
+    qtbot.waitUntil(lambda: result.params["threshold"] == 0.5 and not widget.busy,
+                    timeout=TIMEOUT)
+    assert len(net_calls) == n_calls  # No network call: re-labelled from the cache.
+    expected = probabilities_to_labels(result.patches[0][1], threshold=0.5, min_size=16)
+    np.testing.assert_array_equal(labels.data, expected)
+    assert not np.array_equal(labels.data, first)
+    widget.output.value = "semantic"
+    qtbot.waitUntil(lambda: result.params["mode"] == "semantic" and not widget.busy,
+                    timeout=TIMEOUT)
+    assert labels.data.max() == 1 and len(net_calls) == n_calls
+
+
+def test_hand_edits_are_never_lost(make_napari_viewer, qtbot, model_file, notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((3, 64, 64)), name="stack")
+    widget = open_widget(viewer, model_file)
+    run(qtbot, widget)
+    labels = viewer.layers["stack labels"]
+    tracker = widget.results[-1].tracker
+    viewer.dims.set_current_step(0, 1)
+    labels.brush_size = 5
+    labels.paint((1, 20, 20), 999)  # Emits events.paint, like the brush.
+    assert tracker.edited and 999 in tracker.touched_ids
+    assert tracker.edited_planes() == {(1,)}
+    edited = labels.data.copy()
+
+    # A settings change must not overwrite the edited layer.
+    widget.threshold.value = 0.5
+    qtbot.wait(400)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+    np.testing.assert_array_equal(labels.data, edited)
+    assert any(kind == "warning" and "hand edits" in msg for kind, msg in notes)
+
+    # Re-run with "keep my edits": the same layer, edits and edited objects kept,
+    # untouched planes re-predicted with the new threshold.
+    widget.keep_edits.value = True
+    run(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == ["stack", "stack labels"]
+    assert (labels.data[1, 18:23, 18:23] == 999).any()
+    np.testing.assert_array_equal(labels.data[1] == 999, edited[1] == 999)
+    tile = tracker.plane_mask((1,), (64, 64))
+    np.testing.assert_array_equal(labels.data[1][tile], edited[1][tile])
+    fresh = probabilities_to_labels(widget.results[-1].patches[0][1], threshold=0.5,
+                                    min_size=16)
+    for z in (0, 2):
+        np.testing.assert_array_equal(labels.data[z] > 0, fresh[z] > 0)
+
+    # Without "keep my edits", a re-run writes a new layer and leaves the edited one.
+    widget.keep_edits.value = False
+    kept = labels.data.copy()
+    run(qtbot, widget)
+    assert viewer.layers[-1].name == "stack labels [2]"
+    np.testing.assert_array_equal(labels.data, kept)
+
+
+def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, model_file,
+                                                     tmp_path, monkeypatch, notes):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, model_file)
+
+    def last_error():
+        errors = [msg for kind, msg in notes if kind == "error"]
+        return errors[-1] if errors else ""
+
+    widget.run()  # No image layer.
+    assert "No image layer" in last_error() and not widget.busy
+
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"not a zip")
+    assert not widget.load_model_file(bad)
+    assert "Not a Keras model file" in last_error()
+    assert widget.model.value == str(model_file.resolve())
+
+    viewer.add_image(blobs((64, 64)), name="nuclei")
+    two_in = save_model(napari_unet.build_unet(in_channels=2, base_filters=4, depth=2),
+                        tmp_path / "two_in.keras")
+    assert widget.load_model_file(two_in)
+    run(qtbot, widget)
+    assert "has 1 channels but the model reads 2" in last_error()
+    widget.model.value = str(model_file.resolve())
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(napari_unet.prediction, "predict_probabilities", no_memory)
+        run(qtbot, widget)
+    assert "Not enough memory" in last_error()
+
+    missing = tmp_path / "nuclei_default.keras"
+    monkeypatch.setattr("napari_unet._widgets._models.default_model_path", lambda: missing)
+    widget.model.reset_choices()
+    widget.model.value = str(missing)
+    run(qtbot, widget)
+    assert "default nuclei model is not installed" in last_error()
+
+    # "Load model file…" with a cancelled dialog keeps the previous model.
+    monkeypatch.setattr(SegmentWidget, "_ask_model_file", lambda self: None)
+    widget.model.value = LOAD_ENTRY
+    assert widget.model.value == str(missing)
+
+    # Still usable: a good model runs.
+    n_errors = len([n for n in notes if n[0] == "error"])
+    widget.model.value = str(model_file.resolve())
+    run(qtbot, widget)
+    assert len([n for n in notes if n[0] == "error"]) == n_errors
+    assert viewer.layers["nuclei labels"].data.shape == (64, 64)
