@@ -133,9 +133,20 @@ def _apply_lut(labels: np.ndarray, lut: np.ndarray, out: np.ndarray | None = Non
     return out
 
 
+def _object_sizes(labels: np.ndarray) -> np.ndarray:
+    """``np.bincount(labels)`` in chunks: bincount casts its whole input to
+    int64 first, a 512 MB temporary for a 8192^2 int32 plane."""
+    flat = labels.reshape(-1)
+    sizes = np.zeros(int(flat.max(initial=0)) + 1, dtype=np.int64)
+    for i in range(0, flat.size, _CHUNK):
+        counts = np.bincount(flat[i:i + _CHUNK])
+        sizes[: len(counts)] += counts
+    return sizes
+
+
 def _drop_small_and_relabel(labels: np.ndarray, min_size: int) -> int:
     """Remove objects under ``min_size`` px and make ids 1..n, in place."""
-    sizes = np.bincount(labels.reshape(-1))
+    sizes = _object_sizes(labels)
     keep = sizes >= max(min_size, 1)
     keep[0] = False
     lut = np.zeros(len(sizes), dtype=labels.dtype)
