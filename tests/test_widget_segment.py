@@ -112,6 +112,8 @@ def test_run_2d_overlays_image(make_napari_viewer, qtbot, model_file, notes):
     np.testing.assert_allclose(labels.affine.affine_matrix, image.affine.affine_matrix)
     np.testing.assert_allclose(labels.rotate, image.rotate)
     assert labels.units == image.units
+    # Provenance for the export manifest.
+    assert labels.metadata["napari_unet"]["model_path"] == str(model_file)
     probs = viewer.layers["nuclei probabilities"]
     assert probs.data.shape == (96, 128) and probs.data.dtype == np.float32
     # A second run on an unedited result updates it in place.

@@ -93,8 +93,11 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool) ->
     if target is None:
         labels = outcome.labels  # uint16 or int32, never uint8 (see write_region)
         name = unique_name(viewer.layers, f"{run.image_name} labels")
+        # Provenance, read back by the Export widget into dataset.json.
+        meta = {"napari_unet": {"model": getattr(outcome.info, "name", None),
+                                "model_path": str(job.model_path)}}
         layer = viewer.add_labels(full_array(run.shape, region, labels), name=name,
-                                  **run.geometry)
+                                  metadata=meta, **run.geometry)
         target = Result(run.image, layer, EditTracker(layer), run.geometry)
         results.append(target)
     else:
