@@ -34,6 +34,8 @@ _EXPORTS = {
     "prepare_image": "prediction",
     "probabilities_to_labels": "postprocess",
     "segment": "segment",
+    "segment_zarr": "largescale",
+    "segment_dask": "largescale",
     "Cancelled": "tiling",
     "normalize_percentile": "normalize",
     "percentile_range": "normalize",

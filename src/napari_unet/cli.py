@@ -66,14 +66,15 @@ def parse_axes(axes: str, ndim: int) -> int | None:
 
 
 def read_input(path: Path):
-    """``(array, axes or None, scale or None)``; zarr stays lazy (dask)."""
+    """``(array, axes or None, scale or None, unit or None)``; zarr stays
+    lazy (dask)."""
     if is_zarr(path):
         import dask.array as da
 
         try:
-            return da.from_zarr(str(path)), None, None
+            return da.from_zarr(str(path)), None, None, None
         except Exception as err:
-            raise CLIError(f"cannot read zarr array {path}: {err}") from None
+            raise CLIError(f"cannot read zarr array {path}: {_first_line(err)}") from None
     import tifffile
 
     from .io import read_tiff_metadata
@@ -82,14 +83,19 @@ def read_input(path: Path):
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             data, axes = series.asarray(), series.axes
-        scale = read_tiff_metadata(path).scale
+        meta = read_tiff_metadata(path)
     except Exception as err:
-        raise CLIError(f"cannot read image {path}: {err}") from None
+        raise CLIError(f"cannot read image {path}: {_first_line(err)}") from None
     # tifffile's axis letters: S = samples (RGB), Q/I = unknown -> leading axes.
     axes = "".join("C" if a == "S" else ("Z" if a in "QI" else a) for a in axes)
     if len(set(axes)) != len(axes) or set(axes) - set("TZCYX"):
         axes = None
-    return data, axes, scale
+    return data, axes, meta.scale, meta.unit
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def output_path(path: Path, output: Path, zarr_out: bool) -> Path:
@@ -101,11 +107,13 @@ def output_path(path: Path, output: Path, zarr_out: bool) -> Path:
 # Commands
 # --------------------------------------------------------------------------
 def cmd_segment(args) -> int:
-    import numpy as np
+    from tqdm import tqdm
 
+    # Via the package: importing the submodule first would leave
+    # ``napari_unet.segment`` bound to the module instead of the function.
+    from . import segment
     from .io import write_tiff_atomic
-    from .prediction import resolve_model
-    from .segment import segment
+    from .largescale import cached_model
 
     inputs = expand_inputs(args.inputs)
     out_dir = Path(args.output)
@@ -117,39 +125,43 @@ def cmd_segment(args) -> int:
         raise CLIError(f"output exists (use --overwrite to replace it): {clash[0]}")
     if len(set(targets)) != len(targets):
         raise CLIError("two inputs have the same name; segment them into different folders")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model, info = resolve_model(args.model)
+    model, info = cached_model(args.model)  # loaded once for all files
     channels = _channels(args.channel)
-    for path, target in zip(inputs, targets, strict=True):
-        data, axes, scale = read_input(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = tqdm(list(zip(inputs, targets, strict=True)), desc="files", unit="file",
+                 disable=args.quiet or len(inputs) == 1)
+    for path, target in files:
+        data, axes, scale, unit = read_input(path)
         if args.axes:
             channel_axis = parse_axes(args.axes, data.ndim)
-        elif axes is not None and "C" in axes:
-            channel_axis = axes.index("C")
+            axes = args.axes.upper().replace("S", "C")
         else:
-            channel_axis = None
-        kwargs = dict(model=model, info=info, mode="semantic" if args.semantic else "instance",
+            channel_axis = axes.index("C") if axes and "C" in axes else None
+        kwargs = dict(info=info, mode="semantic" if args.semantic else "instance",
                       threshold=args.threshold, min_size=args.min_size,
                       channel_axis=channel_axis, channels=channels, tile_size=args.tile_size,
                       overlap=args.overlap, batch_size=args.batch_size)
         if is_zarr(path):
             from .largescale import segment_zarr
 
-            segment_zarr(path, target, overwrite=args.overwrite, scheduler=args.scheduler,
-                         quiet=args.quiet, **kwargs)
-            continue
-        with _progress_bar(path.name, args.quiet) as bar:
-            labels = segment(data, progress=bar, **kwargs)
-        spatial_scale = None
-        if scale is not None:
-            spatial_scale = [s for i, s in enumerate(scale) if i != channel_axis]
-        write_tiff_atomic(target, labels.astype(labels.dtype, copy=False), scale=spatial_scale,
-                          overwrite=args.overwrite)
+            # The path, not the loaded model: cluster workers load it themselves.
+            labels = segment_zarr(path, target, overwrite=args.overwrite,
+                                  scheduler=args.scheduler, quiet=args.quiet, model=args.model,
+                                  **kwargs)
+            count = labels.attrs.get("n_objects", 0)
+        else:
+            with _progress_bar(path.name, args.quiet) as bar:
+                labels = segment(data, model, progress=bar, **kwargs)
+            out_axes = axes.replace("C", "") if axes and len(axes) == data.ndim else None
+            spatial_scale = None
+            if scale is not None:
+                spatial_scale = [s for i, s in enumerate(scale) if i != channel_axis]
+            write_tiff_atomic(target, labels, scale=spatial_scale, axes=out_axes,
+                              unit=unit or "um", overwrite=args.overwrite)
+            count = int(labels.max(initial=0))
         if not args.quiet:
-            n = int(labels.max()) if labels.size else 0
-            what = "foreground px" if args.semantic else "objects"
-            count = int(np.count_nonzero(labels)) if args.semantic else n
-            print(f"{path} -> {target} ({count} {what})")
+            what = "mask" if args.semantic else f"{count} objects"
+            tqdm.write(f"{path} -> {target} ({what})", file=sys.stderr)
     return 0
 
 
@@ -188,11 +200,9 @@ class _progress_bar:
 
 
 def cmd_evaluate(args) -> int:
-    from .io import read_tiff
     from .metrics import evaluate
 
-    pred, _ = _read_labels(args.prediction, read_tiff)
-    gt, _ = _read_labels(args.ground_truth, read_tiff)
+    pred, gt = _read_labels(args.prediction), _read_labels(args.ground_truth)
     if pred.shape != gt.shape:
         raise CLIError(f"shapes differ: {args.prediction} {pred.shape} vs "
                        f"{args.ground_truth} {gt.shape}")
@@ -206,30 +216,40 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _read_labels(path, reader):
+def _read_labels(path):
+    """Integer labels from a TIFF file or a zarr array."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CLIError(f"file not found: {path}")
     try:
-        data, scale = reader(path)
+        if is_zarr(path):
+            import zarr
+
+            data = zarr.open_array(str(path), mode="r")[...]
+        else:
+            from .io import read_tiff
+
+            data = read_tiff(path)[0]
     except Exception as err:
-        raise CLIError(f"cannot read {path}: {err}") from None
+        raise CLIError(f"cannot read {path}: {_first_line(err)}") from None
     if data.dtype.kind not in "biu":
         raise CLIError(f"{path} does not hold integer labels (dtype {data.dtype})")
-    return data, scale
+    return data
 
 
 def cmd_info(args) -> int:
-    from .model_io import load_model
+    from .model_io import default_model_path, load_model
 
     model, info = load_model(args.model, with_info=True)
-    meta = info.to_dict()
+    meta = {"file": str(args.model or default_model_path()), **info.to_dict()}
     meta["parameters"] = int(model.count_params())
     print(json.dumps(meta, indent=2, default=str))
     return 0
 
 
 def cmd_train(args) -> int:
+    from tqdm import tqdm
+
     from .data import read_dataset
     from .training import train
 
@@ -240,28 +260,52 @@ def cmd_train(args) -> int:
         raise CLIError(f"output exists (use --overwrite to replace it): {out}")
     images, labels, names = [], [], []
     for folder in args.datasets:
-        ds = read_dataset(folder)
+        if not Path(folder).is_dir():
+            raise CLIError(f"dataset folder not found: {folder}")
+        ds = read_dataset(folder, channel_axis=args.channel_axis)
         images += ds.images
         labels += ds.labels
         names.append(str(folder))
     bar = None
 
     def progress(state):
+        # train() reports event='step' after every step and event='epoch'
+        # (loss, val_loss/val_score when validating, improved) after each epoch.
         nonlocal bar
         if args.quiet:
             return
-        if "val_score" in state and state.get("event") == "epoch_end":
-            print(f"epoch {state.get('epoch')}: loss {state.get('loss', float('nan')):.4f} "
-                  f"val {state.get('val_score')}", file=sys.stderr)
+        if state["event"] == "step":
+            if bar is None:
+                bar = tqdm(total=state["steps"], unit="step", leave=False,
+                           desc=f"epoch {state['epoch']}/{state['epochs']}")
+            bar.set_postfix(loss=f"{state['loss']:.4f}", refresh=False)
+            bar.update(1)
+        elif state["event"] == "epoch":
+            if bar is not None:
+                bar.close()
+                bar = None
+            val = (f"  val_loss {state['val_loss']:.4f}  val_score {state['val_score']:.4f}"
+                   if "val_score" in state else "")
+            print(f"epoch {state['epoch']}/{state['epochs']}: loss {state['loss']:.4f}{val}"
+                  f"{'  (best, saved)' if state.get('improved') else ''}", file=sys.stderr)
 
-    result = train(images, labels, model=args.base_model, base_filters=args.base_filters,
-                   epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
-                   learning_rate=args.learning_rate, val_fraction=args.val_fraction,
-                   augment=not args.no_augment, output_path=out, overwrite=args.overwrite,
-                   data_description=", ".join(names), progress=progress)
-    del bar
-    print(f"saved {result.path} (best validation score {result.best_score}, "
-          f"epoch {result.best_epoch}, {result.stopped})")
+    try:
+        result = train(images, labels, model=args.base_model, base_filters=args.base_filters,
+                       channel_axis=args.channel_axis, epochs=args.epochs,
+                       steps_per_epoch=args.steps, batch_size=args.batch_size,
+                       learning_rate=args.learning_rate, patch_size=args.patch_size,
+                       val_fraction=args.val_fraction, augment=not args.no_augment,
+                       time_limit=args.time_limit, output_path=out, overwrite=args.overwrite,
+                       data_description=", ".join(names), progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.path is None:
+        raise CLIError(f"no model saved: training stopped ({result.stopped}) before an epoch "
+                       "completed")
+    score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
+    print(f"saved {result.path} (best score {score} at epoch {result.best_epoch}; "
+          f"{result.stopped})")
     return 0
 
 
@@ -285,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--axes", help="axes of the input, e.g. YX, ZYX, TYX, YXC, TZCYX")
     seg.add_argument("--channel", help="channel index, comma list, or 'mean'")
     seg.add_argument("--semantic", action="store_true", help="write a 0/1 mask")
-    seg.add_argument("--scheduler", help="dask.distributed scheduler address (zarr inputs)")
+    seg.add_argument("--scheduler", metavar="ADDRESS",
+                     help="dask.distributed scheduler address (zarr inputs)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     seg.set_defaults(func=cmd_segment)
@@ -299,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=100, help="steps per epoch")
     tr.add_argument("--batch-size", type=int, default=8)
     tr.add_argument("--learning-rate", type=float, default=1e-3)
+    tr.add_argument("--patch-size", type=int, default=128, help="training patch edge")
     tr.add_argument("--val-fraction", type=float, default=0.15)
+    tr.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    tr.add_argument("--channel-axis", type=int, help="channel axis of multichannel images")
     tr.add_argument("--no-augment", action="store_true")
     tr.add_argument("--overwrite", action="store_true")
     tr.add_argument("-q", "--quiet", action="store_true")
@@ -313,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     info = sub.add_parser("info", help="print a model's metadata")
-    info.add_argument("model", metavar="MODEL")
+    info.add_argument("model", metavar="MODEL", nargs="?",
+                      help=".keras file (default: the shipped model)")
     info.set_defaults(func=cmd_info)
     return parser
 
@@ -327,9 +376,9 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (CLIError, ModelFileError, ValueError, FileExistsError, FileNotFoundError,
-            PermissionError, MemoryError) as err:
-        print(f"napari-unet {args.command}: error: {err}", file=sys.stderr)
+    except (CLIError, ModelFileError, ValueError, OSError, MemoryError) as err:
+        # OSError: missing/locked files, full disks, unreachable schedulers.
+        print(f"napari-unet {args.command}: error: {_first_line(err)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
         print(f"napari-unet {args.command}: interrupted", file=sys.stderr)

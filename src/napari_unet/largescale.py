@@ -1,0 +1,311 @@
+"""Out-of-core and distributed segmentation of zarr and dask images.
+
+How it works
+------------
+1. **Normalization**: each plane's percentiles come from exactly the strided
+   subsample :func:`~napari_unet.normalize.percentile_range` takes of a
+   whole plane, gathered band by band from the lazy array: blocks are scaled
+   as the in-memory path scales the plane, never per chunk.
+2. **Blocks**: the output is cut into blocks (the input's YX chunks). The
+   probabilities of a block plus a ``halo`` of context come from
+   :func:`~napari_unet.tiling.predict_region`: the windows of the *whole*
+   plane's grid that touch it, reading only the pixels they need
+   (mirrored at image borders in global coordinates). They equal the
+   in-memory result: bitwise with ``exact=True``; otherwise within ~1e-6,
+   because TensorFlow's CPU results depend slightly on a window's place in
+   its batch (see ``predict_region``).
+3. **Labels**: a block + halo is post-processed like a whole plane,
+   cropped, and numbered 1..n. An object whose foreground component does
+   not reach the edge of the block + halo is *complete*: it is labelled
+   exactly as in memory, in every block that holds a part of it, and named
+   by its first pixel in raster order (a global position).
+4. **Merge** (union-find): complete objects with the same first pixel are
+   one. Others (components larger than the halo) are joined across a
+   chunk face when each is the other's best partner (most facing pixel
+   pairs). A last pass maps each ``(block, local id)`` to sequential ids,
+   chunk by chunk.
+
+:func:`segment_zarr` stores the per-block labels in the output zarr and then
+rewrites each chunk with the merged ids, so memory stays at a few blocks
+whatever the image size. :func:`segment_dask` builds the same graph lazily.
+Tasks get the model's *path* and load it once per worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ._blocks import (
+    ModelRef,
+    Plan,
+    Source,
+    block_meta,
+    block_table,
+    cached_model,
+    label_and_store,
+    label_block,
+    merge_tables,
+    plane_range,
+    relabel_block,
+    relabel_stored,
+)
+from .model_io import ModelInfo
+
+__all__ = ["segment_dask", "segment_zarr", "cached_model"]
+
+#: Input chunks outside this range give blocks of about 1024 px instead:
+#: smaller ones would spend more on the halo (``halo`` + one tile each side)
+#: than on the block, larger ones more memory than needed.
+MIN_BLOCK, MAX_BLOCK = 256, 4096
+
+
+def _plan(image, model, info, *, channel_axis, channels, tile_size, overlap, batch_size,
+          halo, block_size, exact, mode, threshold, boundary_threshold, min_size, normalize,
+          percentiles):
+    from .model import model_channels, model_depth
+    from .prediction import prepare_image
+    from .tiling import check_tiling
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") or model is None:
+        keras_model, file_info = cached_model(model)
+        ref = ModelRef(model, keras_model)
+    else:
+        keras_model, file_info = model, ModelInfo.from_model(model)
+        ref = ModelRef(None, model, in_memory=True)
+    info = info or file_info
+    data = prepare_image(_as_dask(image), model_channels(keras_model)[0],
+                         channel_axis=channel_axis, channels=channels).data
+    tile = int(tile_size or info.tile_size)
+    check_tiling(tile, overlap, 2 ** model_depth(keras_model))
+    if mode not in ("instance", "semantic"):
+        raise ValueError(f"mode must be 'instance' or 'semantic', got {mode!r}")
+    if halo < 0:
+        raise ValueError(f"halo must be >= 0, got {halo}")
+    shape = tuple(int(n) for n in data.shape[:-1])
+    if block_size is None:
+        stride = tile - overlap
+        block = tuple(int(c) if MIN_BLOCK <= c <= MAX_BLOCK else round(1024 / stride) * stride
+                      for c in data.chunksize[-3:-1])
+    else:
+        block = (block_size,) * 2 if np.isscalar(block_size) else tuple(block_size)
+        if len(block) != 2 or min(block) < 1:
+            raise ValueError(f"block_size must be a positive int or (int, int), got {block_size}")
+    block = tuple(min(b, n) for b, n in zip(block, shape[-2:], strict=True))
+    norm = info.normalization or {}
+    plan = Plan(ref, info, shape, block, tile, int(overlap), int(batch_size),
+                2 ** model_depth(keras_model), int(halo), bool(exact), mode, threshold,
+                boundary_threshold, min_size, bool(normalize),
+                tuple(percentiles or (norm.get("low", 1.0), norm.get("high", 99.8))))
+    return plan, Source(data)
+
+
+def _as_dask(image):
+    import dask.array as da
+
+    if isinstance(image, (str, os.PathLike)):
+        return da.from_zarr(str(image))
+    if hasattr(image, "__dask_graph__"):
+        return image
+    if type(image).__module__.startswith("zarr"):
+        return da.from_zarr(image)
+    return da.from_array(np.asarray(image), chunks=-1)  # blocks of ~1024 px, see MIN_BLOCK
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+def segment_dask(array, model=None, *, info=None, mode="instance", threshold=None,
+                 boundary_threshold=None, min_size=None, channel_axis=None, channels=None,
+                 tile_size=None, overlap=32, batch_size=16, halo=64, block_size=None,
+                 exact=False, normalize=True, percentiles=None):
+    """Lazy segmentation of a dask (or zarr, or numpy) image, block by block.
+
+    Parameters
+    ----------
+    array : dask array, zarr array, path of a zarr array, or ndarray
+        2D image or stack ``(..., Y, X)``, with ``channel_axis`` if any.
+    model : str, Path, keras.Model or None
+        A ``.keras`` file (needed on a distributed cluster), a Keras model
+        (local schedulers only) or None for the shipped default.
+    info : ModelInfo, optional
+        Metadata for a Keras model passed as an object.
+    mode, threshold, boundary_threshold, min_size
+        Post-processing, as in :func:`~napari_unet.segment`.
+    channel_axis, channels, tile_size, overlap, batch_size
+        Prediction, as in :func:`~napari_unet.predict_probabilities`.
+        Percentiles are always per plane.
+    halo : int
+        Context (px) around each block for post-processing; objects up to
+        this size are labelled exactly as in memory.
+    block_size : int or (int, int), optional
+        Output chunk edge; default the input's YX chunks.
+    exact : bool
+        Batch windows as the in-memory path does: bitwise-equal
+        probabilities for up to ~2x the network time.
+    normalize : bool
+        Percentile-normalize each plane as the model was trained.
+    percentiles : (low, high), optional
+        Defaults to the model's metadata.
+
+    Returns
+    -------
+    dask.array.Array
+        ``int32`` labels (``uint8`` mask in semantic mode), chunked by
+        block, with the image's spatial shape. Computing it in one go keeps
+        every block's labels in memory until the merge table is known; for
+        images larger than memory use :func:`segment_zarr`.
+    """
+    import dask
+    import dask.array as da
+
+    plan, src = _plan(array, model, info, channel_axis=channel_axis, channels=channels,
+                      tile_size=tile_size, overlap=overlap, batch_size=batch_size, halo=halo,
+                      block_size=block_size, exact=exact, mode=mode, threshold=threshold,
+                      boundary_threshold=boundary_threshold, min_size=min_size,
+                      normalize=normalize, percentiles=percentiles)
+    lead = plan.shape[:-2]
+    ranges = dask.delayed(np.reshape)(
+        [dask.delayed(plane_range)(src, plan, i) for i in np.ndindex(*lead)],
+        lead + (2, -1)) if normalize else None
+    blocks = {k: dask.delayed(label_block)(src, plan, ranges, k) for k in plan.keys()}
+    meta = np.empty((0,) * len(plan.shape), plan.dtype)
+
+    def nest(prefix):
+        if len(prefix) == len(plan.grid):
+            shape = tuple(s.stop - s.start for s in plan.slices(prefix))
+            return da.from_delayed(blocks[prefix][0], shape, dtype=plan.dtype, meta=meta)
+        return [nest(prefix + (i,)) for i in range(plan.grid[len(prefix)])]
+
+    labels = da.block(nest(()))
+    if mode == "semantic":
+        return labels
+    merged = dask.delayed(merge_tables)(
+        plan, {k: dask.delayed(block_meta)(v) for k, v in blocks.items()})
+    return labels.map_blocks(relabel_block, merged=merged, dtype=plan.dtype, meta=meta)
+
+
+def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, client=None,
+                 num_workers=1, quiet=False, info=None, mode="instance", threshold=None,
+                 boundary_threshold=None, min_size=None, channel_axis=None, channels=None,
+                 tile_size=None, overlap=32, batch_size=16, halo=64, block_size=None,
+                 exact=False, normalize=True, percentiles=None):
+    """Segment a zarr (or dask) image into a zarr array of labels, out of core.
+
+    Parameters
+    ----------
+    input : path of a zarr array, zarr array or dask array
+        The image (see :func:`segment_dask`).
+    output : str or Path
+        New zarr array: the image's shape without the channel axis, int32
+        labels (uint8 mask in semantic mode), chunked by block. Written to a
+        hidden sibling first and moved into place when complete.
+    model
+        See :func:`segment_dask`.
+    overwrite : bool
+        Replace an existing ``output``.
+    scheduler : str, optional
+        Address of a dask.distributed scheduler to run the blocks on.
+    client : distributed.Client, optional
+        A client to run on (instead of ``scheduler``).
+    num_workers : int
+        Blocks run at once without a cluster. 1 by default: TensorFlow
+        already uses every core for one block.
+    quiet : bool
+        No progress bars.
+    info, mode, threshold, boundary_threshold, min_size, channel_axis, channels,
+    tile_size, overlap, batch_size, halo, block_size, exact, normalize, percentiles
+        See :func:`segment_dask`.
+
+    Returns
+    -------
+    zarr.Array
+        The output, opened read-only; ``attrs['n_objects']`` counts objects.
+    """
+    import dask
+    import zarr
+
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    plan, src = _plan(input, model, info, channel_axis=channel_axis, channels=channels,
+                      tile_size=tile_size, overlap=overlap, batch_size=batch_size, halo=halo,
+                      block_size=block_size, exact=exact, mode=mode, threshold=threshold,
+                      boundary_threshold=boundary_threshold, min_size=min_size,
+                      normalize=normalize, percentiles=percentiles)
+    if (client is not None or scheduler is not None) and plan.model.in_memory:
+        raise ValueError("a distributed run needs the model as a .keras path, not an object")
+    own_client = None
+    if scheduler is not None and client is None:
+        from distributed import Client
+
+        client = own_client = Client(scheduler)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.partial-{secrets.token_hex(4)}")
+    run = dict(client=client, num_workers=num_workers, quiet=quiet)
+    try:
+        lead, keys = plan.shape[:-2], plan.keys()
+        ranges = None
+        if normalize:
+            ranges = np.reshape(_compute([dask.delayed(plane_range)(src, plan, i)
+                                          for i in np.ndindex(*lead)], "percentiles",
+                                         unit="plane", **run),
+                                lead + (2, -1))
+        zarr.open_array(str(tmp), mode="w", shape=plan.shape, dtype=plan.dtype, fill_value=0,
+                        chunks=(1,) * len(lead) + plan.block)
+        metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(tmp))
+                          for k in keys], f"{output.name} blocks", unit="chunk", **run)
+        n = 0
+        if mode == "instance":
+            merged = merge_tables(plan, dict(zip(keys, metas, strict=True)))
+            n = int(merged[0].max(initial=0))
+            tables = [block_table(merged, k, m[0]) for k, m in zip(keys, metas, strict=True)]
+            _compute([dask.delayed(relabel_stored)(str(tmp), plan, k, t)
+                      for k, t in zip(keys, tables, strict=True)], f"{output.name} merge",
+                     unit="chunk", **run)
+        arr = zarr.open_array(str(tmp), mode="r+")
+        arr.attrs.update({"napari_unet": {
+            "source": str(input) if isinstance(input, (str, os.PathLike)) else None,
+            "model": plan.info.name, "mode": mode, "n_objects": n,
+            "tile_size": plan.tile_size, "overlap": plan.overlap, "halo": plan.halo,
+            "exact": plan.exact}, "n_objects": n})
+        if output.is_dir():  # overwrite: only now that the new labels are complete
+            shutil.rmtree(output)
+        elif output.exists():
+            output.unlink()
+        os.replace(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if own_client is not None:
+            own_client.close()
+    return zarr.open_array(str(output), mode="r")
+
+
+def _compute(tasks, desc, *, unit, client, num_workers, quiet):
+    """Compute delayed tasks (results in order), with a tqdm bar counting them."""
+    import dask
+    from tqdm import tqdm
+
+    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=quiet, leave=False) as bar:
+        if client is not None:
+            from distributed import as_completed
+
+            futures = client.compute(tasks)
+            for _ in as_completed(futures):
+                bar.update(1)
+            return client.gather(futures)
+        from dask.callbacks import Callback
+
+        keys = {t.key for t in tasks}
+
+        class Progress(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                bar.update(key in keys)
+
+        with Progress():
+            return list(dask.compute(*tasks, num_workers=num_workers,
+                                     scheduler="sync" if num_workers == 1 else "threads"))

@@ -1,0 +1,179 @@
+"""The napari-unet command line, run in-process (fast) and once as a console script."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# From the package (not napari_unet.segment): resolves the lazy export to the
+# function before anything imports the submodule of the same name.
+from napari_unet import segment
+from napari_unet.cli import main
+from napari_unet.io import read_tiff, read_tiff_metadata, write_tiff_atomic
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, tiny_model):
+    from napari_unet import save_model
+
+    return str(save_model(tiny_model, tmp_path_factory.mktemp("model") / "tiny.keras"))
+
+
+def image(seed=0, shape=(150, 170)):
+    return np.random.default_rng(seed).integers(0, 4000, shape).astype(np.uint16)
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, text):
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and text in err, err
+
+
+def test_segment_files_and_folders_keeps_the_pixel_size(tmp_path, capsys, model_file):
+    write_tiff_atomic(tmp_path / "one.tif", image(0), scale=(0.5, 0.25))
+    (tmp_path / "folder").mkdir()
+    for i in (1, 2):
+        write_tiff_atomic(tmp_path / "folder" / f"img{i}.tif", image(i), scale=(0.3, 0.3))
+    write_tiff_atomic(tmp_path / "stack.tif", image(3, (2, 100, 90)), axes="TYX",
+                      scale=(1.0, 0.2, 0.2))
+    code, out, err = run(capsys, "segment", tmp_path / "one.tif", tmp_path / "folder",
+                         tmp_path / "stack.tif", "-o", tmp_path / "out", "--model", model_file)
+    assert code == 0, err
+    assert "img2.tif -> " in err  # one summary line per file
+    labels, scale = read_tiff(tmp_path / "out" / "one_labels.tif")
+    assert labels.shape == (150, 170) and labels.dtype == np.int32 and scale == (0.5, 0.25)
+    for i in (1, 2):
+        assert read_tiff(tmp_path / "out" / f"img{i}_labels.tif")[1] == (0.3, 0.3)
+    meta = read_tiff_metadata(tmp_path / "out" / "stack_labels.tif")
+    assert meta.axes == "TYX" and meta.shape == (2, 100, 90) and meta.scale[1:] == (0.2, 0.2)
+
+
+def test_refuses_to_overwrite_without_flag(tmp_path, capsys, model_file):
+    write_tiff_atomic(tmp_path / "a.tif", image())
+    assert run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path, "--model", model_file,
+               "-q")[0] == 0
+    target = tmp_path / "a_labels.tif"
+    before = target.read_bytes()
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path, "--model",
+                       model_file, "--threshold", "0.9")
+    assert_one_line_error(code, err, "--overwrite")
+    assert target.read_bytes() == before
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path, "--model",
+                       model_file, "--threshold", "0.9", "--overwrite", "-q")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("case, text", [
+    ("missing", "input not found"),
+    ("unreadable", "cannot read image"),
+    ("axes", "--axes ZYX has 3 letters"),
+    ("axes_order", "Y and X must be the last"),
+    ("model", "Model file not found"),
+    ("not_a_folder", "--output must be a folder"),
+])
+def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, model_file, case, text):
+    write_tiff_atomic(tmp_path / "ok.tif", image())
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff at all")
+    (tmp_path / "file").write_text("x")
+    args = {
+        "missing": [tmp_path / "nope.tif", "-o", tmp_path / "o", "--model", model_file],
+        "unreadable": [tmp_path / "bad.tif", "-o", tmp_path / "o", "--model", model_file],
+        "axes": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--axes", "ZYX", "--model",
+                 model_file],
+        "axes_order": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--axes", "YC", "--model",
+                       model_file],
+        "model": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--model", tmp_path / "x.keras"],
+        "not_a_folder": [tmp_path / "ok.tif", "-o", tmp_path / "file", "--model", model_file],
+    }[case]
+    code, out, err = run(capsys, "segment", *args)
+    assert_one_line_error(code, err, text)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_evaluate_prints_dice_and_f1(tmp_path, capsys):
+    gt = np.zeros((40, 40), np.uint16)
+    gt[5:15, 5:15], gt[20:30, 20:30] = 1, 2
+    pred = gt.copy()
+    pred[20:30, 20:30] = 0
+    write_tiff_atomic(tmp_path / "gt.tif", gt)
+    write_tiff_atomic(tmp_path / "pred.tif", pred)
+    code, out, err = run(capsys, "evaluate", tmp_path / "pred.tif", tmp_path / "gt.tif")
+    assert code == 0, err
+    assert "Dice 0.6667" in out and "F1@0.5 0.6667" in out and "FN 1" in out
+    code, _, err = run(capsys, "evaluate", tmp_path / "pred.tif", tmp_path / "none.tif")
+    assert_one_line_error(code, err, "file not found")
+
+
+def test_info_prints_metadata(capsys, model_file):
+    import json
+
+    code, out, err = run(capsys, "info", model_file)
+    assert code == 0, err
+    meta = json.loads(out)
+    assert meta["tile_size"] == 128 and meta["outputs"] == ["foreground"]
+    assert meta["parameters"] > 0 and meta["file"] == model_file
+
+
+def test_zarr_in_zarr_out(tmp_path, capsys, model_file):
+    import zarr
+
+    img = image(5, (300, 280))
+    src = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=img.shape,
+                          chunks=(256, 256), dtype=img.dtype)
+    src[:] = img
+    code, _, err = run(capsys, "segment", tmp_path / "big.zarr", "-o", tmp_path / "out",
+                       "--model", model_file, "-q")
+    assert code == 0, err
+    out = zarr.open_array(str(tmp_path / "out" / "big_labels.zarr"), mode="r")
+    assert out.shape == img.shape and out.dtype == np.int32
+    # Random weights make objects larger than the halo: only the mask is exact.
+    assert np.array_equal(out[:] > 0, segment(img, model_file) > 0)
+    assert out.attrs["n_objects"] == out[:].max() > 0
+    code, _, err = run(capsys, "segment", tmp_path / "big.zarr", "-o", tmp_path / "out",
+                       "--model", model_file)
+    assert_one_line_error(code, err, "--overwrite")
+
+
+def test_train_reports_epochs_and_saves(tmp_path, capsys, model_file):
+    for sub in ("images", "masks"):
+        (tmp_path / "ds" / sub).mkdir(parents=True)
+    for i in range(2):
+        labels = np.zeros((64, 64), np.uint16)
+        labels[10:30, 10:30], labels[35:55, 30:50] = 1, 2
+        write_tiff_atomic(tmp_path / "ds" / "images" / f"{i}.tif",
+                          (labels > 0).astype(np.uint16) * 1000 + image(i, (64, 64)) // 10)
+        write_tiff_atomic(tmp_path / "ds" / "masks" / f"{i}.tif", labels)
+    code, out, err = run(capsys, "train", tmp_path / "ds", "-o", tmp_path / "new.keras",
+                         "--from", model_file, "--epochs", "1", "--steps", "2",
+                         "--batch-size", "2", "--patch-size", "32")
+    assert code == 0, err
+    assert "epoch 1/1: loss" in err and "val_score" in err
+    assert "saved" in out and (tmp_path / "new.keras").is_file()
+    code, _, err = run(capsys, "train", tmp_path / "ds", "-o", tmp_path / "new.keras")
+    assert_one_line_error(code, err, "--overwrite")
+
+
+def test_console_script_runs_and_fails_cleanly(tmp_path, model_file):
+    exe = Path(sys.executable).parent / "napari-unet"
+    exe = str(exe) if exe.exists() else shutil.which("napari-unet")
+    if exe is None:
+        pytest.skip("the napari-unet console script is not installed")
+    write_tiff_atomic(tmp_path / "img.tif", image(), scale=(0.5, 0.5))
+    done = subprocess.run([exe, "segment", str(tmp_path / "img.tif"), "-o",
+                           str(tmp_path / "out"), "--model", model_file],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert read_tiff(tmp_path / "out" / "img_labels.tif")[1] == (0.5, 0.5)
+    done = subprocess.run([exe, "segment", str(tmp_path / "nope.tif"), "-o",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"napari-unet segment: error: input not found: {tmp_path / 'nope.tif'}"]

@@ -1,0 +1,153 @@
+"""Out-of-core (zarr/dask) and distributed segmentation equal the in-memory result."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+# From the package (not napari_unet.segment): resolves the lazy export to the
+# function before anything imports the submodule of the same name.
+from napari_unet import segment
+
+zarr = pytest.importorskip("zarr")
+
+
+def blob_image(size, seed=0, spacing=1500, shape=None):
+    """uint16 nuclei-like blobs (some touching) on a noisy background."""
+    shape = shape or (size, size)
+    rng = np.random.default_rng(seed)
+    img = np.zeros(shape, np.float32)
+    n = int(np.prod(shape)) // spacing
+    img[tuple(rng.integers(0, s, n) for s in shape)] = 1
+    img = ndi.gaussian_filter(ndi.grey_dilation(img, size=(1,) * (len(shape) - 2) + (9, 9)),
+                              (0,) * (len(shape) - 2) + (2, 2))
+    return (img * 3000 + rng.normal(200, 20, shape)).clip(0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def blob_model_path(tmp_path_factory):
+    """A depth-2 U-Net whose output is a steep sigmoid of the input, plus a
+    small share of its deep (pooled) features: real objects, real seams."""
+    import keras
+
+    import napari_unet as nu
+
+    keras.utils.set_random_seed(0)
+    model = nu.build_unet(base_filters=4, depth=2)
+    for name in ("down0_conv1", "down0_conv2", "up0_conv1", "up0_conv2"):
+        layer = model.get_layer(name)  # filter 0 passes channel 0 through
+        kernel, bias = layer.get_weights()
+        kernel[..., 0] = 0
+        kernel[1, 1, 0, 0], bias[0] = 1.0, 0.0
+        layer.set_weights([kernel, bias])
+    head = model.get_layer("probabilities")
+    kernel, bias = head.get_weights()
+    kernel *= 0.3
+    kernel[0, 0, 0, 0], bias[:] = 12.0, -12.0 * 0.35
+    head.set_weights([kernel, bias])
+    return nu.save_model(model, tmp_path_factory.mktemp("model") / "blobs.keras")
+
+
+def assert_same_labels(a, b):
+    """Equal up to a permutation of ids (a bijection between the ids)."""
+    assert a.shape == b.shape
+    assert np.array_equal(a > 0, b > 0)
+    pairs = np.unique(a.astype(np.int64).ravel() * (int(b.max()) + 1) + b.ravel())
+    assert len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+def objects_across(labels, cuts):
+    """Ids present on both sides of the given row and column chunk borders."""
+    ids = [np.intersect1d(labels[..., k - 1, :], labels[..., k, :]) for k in cuts] + [
+        np.intersect1d(labels[..., k - 1], labels[..., k]) for k in cuts]
+    ids = np.concatenate(ids)
+    return np.unique(ids[ids > 0])
+
+
+def test_out_of_core_equals_in_memory_locally_and_on_a_cluster(tmp_path, blob_model_path):
+    from distributed import Client, LocalCluster
+
+    import napari_unet as nu
+
+    image = blob_image(3000, spacing=3000)
+    src = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=image.shape,
+                          chunks=(1024, 1024), dtype=image.dtype)
+    src[:] = image
+    expected = segment(image, blob_model_path)
+
+    local = nu.segment_zarr(tmp_path / "in.zarr", tmp_path / "local.zarr", blob_model_path,
+                            quiet=True)
+    labels = local[:]
+    assert local.chunks == (1024, 1024) and local.dtype == np.int32
+    assert_same_labels(labels, expected)
+    assert local.attrs["n_objects"] == labels.max() == expected.max() > 1000
+    # Not vacuous: many objects were cut by chunk borders and merged back.
+    assert len(objects_across(labels, (1024, 2048))) > 20
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        # Other blocks too: the chunking does not change the labels.
+        remote = nu.segment_zarr(str(tmp_path / "in.zarr"), tmp_path / "remote.zarr",
+                                 str(blob_model_path), client=client, quiet=True,
+                                 block_size=1536)
+        assert remote.chunks == (1536, 1536)
+        assert_same_labels(remote[:], labels)
+
+
+def test_lazy_stack_and_semantic_mode_match_in_memory(blob_model_path):
+    import dask.array as da
+
+    import napari_unet as nu
+
+    stack = blob_image(0, seed=3, shape=(2, 600, 530))
+    lazy = da.from_array(stack, chunks=(1, 256, 256))
+    labels = nu.segment_dask(lazy, blob_model_path)
+    assert isinstance(labels, da.Array) and labels.chunksize == (1, 256, 256)
+    expected = segment(stack, blob_model_path)
+    result = labels.compute()
+    assert_same_labels(result, expected)
+    assert len(objects_across(result, (256, 512))) > 10
+    mask = nu.segment_dask(lazy, blob_model_path, mode="semantic").compute()
+    np.testing.assert_array_equal(mask, segment(stack, blob_model_path, mode="semantic"))
+
+
+def test_percentiles_are_global_per_plane_not_per_chunk(blob_model_path):
+    from napari_unet._blocks import plane_range
+    from napari_unet.largescale import _plan
+    from napari_unet.prediction import plane_range as in_memory_range
+
+    image = blob_image(0, shape=(2100, 2000))  # > 4M px: the strided subsample
+    image[:300] = 60000  # one bright band: chunk-wise percentiles would differ
+    plan, src = _plan(image, blob_model_path, None, channel_axis=None, channels=None,
+                      tile_size=None, overlap=32, batch_size=16, halo=64, block_size=512,
+                      exact=False, mode="instance", threshold=None, boundary_threshold=None,
+                      min_size=None, normalize=True, percentiles=None)
+    np.testing.assert_array_equal(plane_range(src, plan, ()),
+                                  np.stack(in_memory_range(image[..., None], 1.0, 99.8)))
+
+
+def test_region_prediction_is_bitwise_equal_with_whole_plane_batches(tiny_model_2out, rng):
+    from napari_unet.tiling import predict_plane, predict_region, region_input_box
+
+    image = rng.random((500, 430, 1), dtype=np.float32)
+    full = predict_plane(image, tiny_model_2out)
+    for region in [(100, 300, 200, 430), (450, 500, 0, 40), (0, 500, 0, 430)]:
+        y0, y1, x0, x1 = region_input_box(region, image.shape[:2], 128, 32)
+        part = predict_region(image[y0:y1, x0:x1], tiny_model_2out, region=region,
+                              image_shape=image.shape[:2], origin=(y0, x0),
+                              global_batches=True)
+        assert np.array_equal(part, full[:, region[0]:region[1], region[2]:region[3]])
+    with pytest.raises(ValueError, match="does not hold"):
+        predict_region(image[100:], tiny_model_2out, region=(100, 300, 0, 430),
+                       image_shape=image.shape[:2], origin=(100, 0))
+
+
+def test_refuses_to_overwrite_and_in_memory_models_on_a_cluster(tmp_path, tiny_model):
+    import napari_unet as nu
+
+    (tmp_path / "out.zarr").mkdir()
+    with pytest.raises(FileExistsError):
+        nu.segment_zarr(np.zeros((64, 64), np.uint16), tmp_path / "out.zarr", tiny_model)
+    with pytest.raises(ValueError, match=".keras path"):
+        nu.segment_zarr(np.zeros((64, 64), np.uint16), tmp_path / "new.zarr", tiny_model,
+                        scheduler="tcp://127.0.0.1:1")
+    assert not (tmp_path / "new.zarr").exists()
