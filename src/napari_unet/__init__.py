@@ -21,6 +21,12 @@ __version__ = "0.1.0"
 # OpenGL driver's in napari's process (see _tf_isolation).
 _isolate_tensorflow()
 
+# Bind segment() eagerly: importing the submodule napari_unet.segment later
+# would otherwise replace the lazily exported function by the module.
+from . import segment as _segment_module  # noqa: E402
+
+segment = _segment_module.segment
+
 _EXPORTS = {
     "build_unet": "model",
     "REFERENCE_PARAMS": "model",
