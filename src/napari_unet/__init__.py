@@ -2,11 +2,10 @@
 
 The core (everything importable from here) never imports napari or Qt::
 
-    import napari_unet as nu
-
-    labels = nu.segment(image)                      # shipped nuclei model
-    probs = nu.predict_probabilities(stack, model)  # (C_out, Z, Y, X)
-    labels = nu.probabilities_to_labels(probs, threshold=0.4)
+    >>> import napari_unet as nu
+    >>> labels = nu.segment(image)                      # shipped nuclei model
+    >>> probs = nu.predict_probabilities(stack, model)  # (C_out, Z, Y, X)
+    >>> labels = nu.probabilities_to_labels(probs, threshold=0.4)
 
 TensorFlow is imported lazily, on first use, so that napari starts fast.
 """
