@@ -326,3 +326,35 @@ def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, 
     run(qtbot, widget)
     assert len([n for n in notes if n[0] == "error"]) == n_errors
     assert viewer.layers["nuclei labels"].data.shape == (64, 64)
+
+
+def test_result_fills_the_layer_prepared_at_the_start(make_napari_viewer, qtbot, model_file,
+                                                      monkeypatch):
+    # napari's set-up of the result layer happens before the network runs
+    # (see SegmentWidget.run): the run's result must land in that very layer.
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((96, 96)), name="cells", scale=(2.0, 0.5))
+    widget = open_widget(viewer, model_file)
+    original, seen = tiling.run_model, []
+
+    def spy(model, batch):
+        seen.append([(layer.name, layer.visible) for layer in viewer.layers])
+        return original(model, batch)
+
+    monkeypatch.setattr(tiling, "run_model", spy)
+    run(qtbot, widget)
+    assert ("cells labels", False) in seen[0]  # Prepared, hidden, before the first batch.
+    labels = viewer.layers["cells labels"]
+    assert labels.visible and labels.data.shape == (96, 96) and labels.data.max() > 0
+    assert tuple(labels.scale) == (2.0, 0.5)
+    assert [layer.name for layer in viewer.layers] == ["cells", "cells labels"]
+
+
+def test_warm_up_loads_and_traces_the_model(model_file):
+    from napari_unet._tf_isolation import preload_libraries
+    from napari_unet._widgets._models import ModelRegistry
+    from napari_unet._widgets._warmup import warm_up_model
+
+    assert warm_up_model(ModelRegistry(), model_file, 32, 2)
+    assert not warm_up_model(ModelRegistry(), None, 32, 2)  # No model: imports only.
+    assert preload_libraries() == 0  # TensorFlow is loaded: nothing left to preload.

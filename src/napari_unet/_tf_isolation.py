@@ -17,13 +17,19 @@ off Linux, or with ``NAPARI_UNET_TF_GLOBAL_SYMBOLS=1`` in the environment.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
 import types
 
 _FLAGS_MODULE = "tensorflow.python.pywrap_dlopen_global_flags"
+_FLAGS = os.RTLD_NOW | getattr(os, "RTLD_DEEPBIND", 0)
+#: TensorFlow's big shared libraries, relative to its package folder.
+_CORE_LIBRARIES = ("libtensorflow_framework.so.2", "libtensorflow_cc.so.2",
+                   "python/lib_pywrap_tensorflow_common.so")
 
 
 class _PrivateTensorFlowFinder(importlib.abc.MetaPathFinder):
@@ -42,7 +48,7 @@ class _PrivateTensorFlowFinder(importlib.abc.MetaPathFinder):
             fake.set_dlopen_flags = fake.reset_dlopen_flags = lambda: None
             sys.modules.setdefault(_FLAGS_MODULE, fake)
             old = sys.getdlopenflags()
-            sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
+            sys.setdlopenflags(_FLAGS)
             try:
                 exec_module(module)
             finally:
@@ -61,6 +67,48 @@ def install() -> bool:
         or "tensorflow" in sys.modules
     ):
         return False
-    if not any(isinstance(f, _PrivateTensorFlowFinder) for f in sys.meta_path):
+    if not _active():
         sys.meta_path.insert(0, _PrivateTensorFlowFinder())
     return True
+
+
+def _active() -> bool:
+    return any(isinstance(f, _PrivateTensorFlowFinder) for f in sys.meta_path)
+
+
+def preload_libraries() -> int:
+    """Map TensorFlow's core shared libraries without holding the GIL.
+
+    ``import tensorflow`` loads ~1.2 GB of shared libraries; the dynamic
+    loader's relocations and static constructors then run inside the import
+    with the GIL held, freezing every other Python thread -- napari's GUI --
+    for ~0.5 s. ``dlopen`` called through a ctypes *function* releases the
+    GIL, so doing it first in a worker thread leaves the later import only a
+    cheap reference-count bump. Uses the same flags as the import hook, so
+    the libraries end up exactly as the hook would load them.
+
+    Returns the number of libraries loaded (0 when the hook is not active,
+    TensorFlow is already imported, or it is not installed).
+    """
+    if "tensorflow" in sys.modules or not _active():
+        return 0
+    # PathFinder, not importlib.util.find_spec: the latter would consume the
+    # one-shot hook without importing anything.
+    spec = importlib.machinery.PathFinder.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        return 0
+    root = list(spec.submodule_search_locations)[0]
+    try:
+        libc = ctypes.CDLL(None)
+        dlopen = libc.dlopen
+    except (OSError, AttributeError):
+        return 0
+    dlopen.restype = ctypes.c_void_p
+    dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    loaded = 0
+    for name in _CORE_LIBRARIES:
+        path = os.path.join(root, name)
+        # A failure is harmless: the import then loads (or reports) it as usual.
+        if os.path.isfile(path) and dlopen(os.fsencode(path), _FLAGS):
+            loaded += 1
+    return loaded

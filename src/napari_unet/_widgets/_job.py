@@ -113,20 +113,6 @@ def relabel_patches(patches, existing: np.ndarray, params: dict):
     return out
 
 
-def warm_up() -> None:
-    """Import TensorFlow/Keras ahead of the first run.
-
-    Importing TensorFlow holds the GIL for up to ~1 s at a time (C extension
-    initialisation), which stalls the GUI wherever it happens; doing it when
-    the widget opens keeps those stalls out of the first run and makes the
-    first run seconds faster.
-    """
-    try:
-        import keras  # noqa: F401 - imports the TensorFlow backend
-    except Exception:  # noqa: BLE001 - a broken install is reported by the run itself
-        pass
-
-
 def describe_error(err: BaseException) -> str:
     """One user-facing sentence for an error raised by a run."""
     from ..model_io import ModelFileError

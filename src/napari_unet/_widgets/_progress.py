@@ -60,6 +60,7 @@ class RunState:
         self.started = time.perf_counter()
         self.pbar = None
         self.worker = None
+        self.placeholder = None  # Labels layer prepared for a new result
         self._shown_at = 0.0
         self._description = ""
 

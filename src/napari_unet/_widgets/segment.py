@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, PushButton, SpinBox
 from napari.layers import Image
 from napari.qt.threading import thread_worker
-from napari.utils import cancelable_progress
+from napari.utils import cancelable_progress, progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from . import _job, _layers, _models
+from . import _job, _layers, _models, _warmup
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import Relay, RunState
-from ._results import Result, write_region, write_run_result
+from ._results import (Result, add_placeholder, placeholder_untouched, write_region,
+                       write_run_result)
 
 if TYPE_CHECKING:
     import napari
@@ -105,10 +106,30 @@ class SegmentWidget(Container):
         self._on_layers_changed()
         self._on_active()
         self._initializing = False
-        self._start_worker(thread_worker(_job.warm_up, start_thread=False)())
+        self._warm_up()
         if self._model_info() is None and self.model.value == str(_models.default_model_path()):
             show_info("napari-unet: the default nuclei model is not installed; "
                       "choose 'Load model file…' in the Segment widget to use a .keras model.")
+
+    def _warm_up(self) -> None:
+        """Pay the session's one-time costs now rather than during the first run."""
+        _warmup.warm_up_labels_canvas(self._viewer)
+        path = self.model.value if self._model_info() is not None else None
+        self.status.value = "loading TensorFlow and the model…"
+        # Also builds napari's activity-dock machinery before the first run needs it.
+        pbar = progress(total=0, desc="napari-unet: loading TensorFlow and the model")
+        worker = thread_worker(_warmup.warm_up_model, start_thread=False)(
+            self.registry, path, int(self.tile_size.value), BATCH_SIZE)
+        worker.finished.connect(lambda: self._warm_done(pbar))
+        self._start_worker(worker)
+
+    def _warm_done(self, pbar) -> None:
+        pbar.close()
+        try:
+            if self._run is None and self.status.value.startswith("loading"):
+                self.status.value = "ready"
+        except RuntimeError:  # The dock was closed meanwhile.
+            pass
 
     # ---------------------------------------------------------------- fields
     @property
@@ -259,7 +280,25 @@ class SegmentWidget(Container):
         worker = thread_worker(_job.run_job, start_thread=False)(job, run.cancel, report)
         worker.returned.connect(lambda outcome, r=run: self._on_done(r, outcome))
         run.worker = worker
-        self._start_worker(worker)
+        if target is None:
+            # napari's set-up of a new layer takes ~0.2 s of GUI time, and
+            # twice that once the network keeps both cores busy: do it first,
+            # in its own event-loop turn, then start the worker.
+            QTimer.singleShot(1, lambda: self._add_placeholder_and_start(run))
+        else:
+            self._start_worker(worker)
+
+    def _add_placeholder_and_start(self, run) -> None:
+        if run is not self._run:  # Cancelled meanwhile.
+            return
+        run.placeholder = add_placeholder(self._viewer, run)
+        QTimer.singleShot(1, lambda: run is self._run and self._start_worker(run.worker))
+
+    def _drop_placeholder(self, run) -> None:
+        """Remove an unused placeholder layer (never one the user has touched)."""
+        layer, run.placeholder = run.placeholder, None
+        if placeholder_untouched(self._viewer, layer):
+            self._viewer.layers.remove(layer)
 
     def _start_worker(self, worker) -> None:
         """Start a napari worker, keeping it referenced until it finishes."""
@@ -319,6 +358,7 @@ class SegmentWidget(Container):
             return
         run.cancel.set()
         self._end_run()  # The GUI is free at once; the result, if any, is ignored.
+        self._drop_placeholder(run)
         self.status.value = "cancelled"
         show_info("Segmentation cancelled; no layer was changed.")
 
@@ -332,18 +372,36 @@ class SegmentWidget(Container):
     def _on_done(self, run, outcome):
         if run is not self._run:  # Cancelled: drop the result.
             return
-        self._end_run()
         if outcome.error is not None:
+            self._end_run()
+            self._drop_placeholder(run)
             self.status.value = "failed"
             show_error(_job.describe_error(outcome.error))
             return
+        # Finishing costs napari GUI time (progress bar, data upload, first
+        # draw); done over separate event-loop turns so no single stall is long.
+        run.close()
+        QTimer.singleShot(1, lambda: self._write_result(run, outcome))
+
+    def _write_result(self, run, outcome):
+        if run is not self._run:  # Cancelled meanwhile.
+            return
         try:
-            write_run_result(self._viewer, self.results, run, outcome,
-                                      add_probs=self.add_probs.value)
+            result = write_run_result(self._viewer, self.results, run, outcome,
+                                      add_probs=self.add_probs.value, hidden=True)
         except MemoryError as err:
+            self._end_run()
+            self._drop_placeholder(run)
             self.status.value = "failed"
             show_error(_job.describe_error(err))
             return
+        QTimer.singleShot(1, lambda: self._show_result(run, outcome, result))
+
+    def _show_result(self, run, outcome, result):
+        result.layer.visible = True  # The first draw of a new layer happens now.
+        if run is not self._run:
+            return
+        self._end_run()
         n = int(outcome.labels.max()) if outcome.job.params["mode"] == "instance" else None
         seconds = time.perf_counter() - run.started
         self.status.value = (f"{n} objects" if n is not None else "mask") + f" in {seconds:.1f} s"
