@@ -151,3 +151,25 @@ def test_refuses_to_overwrite_and_in_memory_models_on_a_cluster(tmp_path, tiny_m
         nu.segment_zarr(np.zeros((64, 64), np.uint16), tmp_path / "new.zarr", tiny_model,
                         scheduler="tcp://127.0.0.1:1")
     assert not (tmp_path / "new.zarr").exists()
+
+
+def test_progress_and_cancel_leave_no_partial_output(tmp_path, blob_model_path):
+    import napari_unet as nu
+    from napari_unet.tiling import Cancelled
+
+    image = np.random.default_rng(1).random((96, 96)).astype(np.float32)
+    seen = []
+    out = nu.segment_zarr(image, tmp_path / "ok.zarr", blob_model_path, block_size=48,
+                          quiet=True, progress=lambda done, total: seen.append((done, total)))
+    assert out.shape == image.shape
+    assert (4, 4) in seen and (0, 4) in seen  # 2 x 2 blocks, each reported
+    calls = []
+
+    def cancel():  # True once the first block is done
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        nu.segment_zarr(image, tmp_path / "stopped.zarr", blob_model_path, block_size=48,
+                        quiet=True, cancel=cancel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zarr"]  # nothing half-written

@@ -358,3 +358,43 @@ def test_warm_up_loads_and_traces_the_model(model_file):
     assert warm_up_model(ModelRegistry(), model_file, 32, 2)
     assert not warm_up_model(ModelRegistry(), None, 32, 2)  # No model: imports only.
     assert preload_libraries() == 0  # TensorFlow is loaded: nothing left to preload.
+
+
+def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_file, tmp_path,
+                                            monkeypatch, notes):
+    import dask.array as da
+    import zarr
+
+    from napari_unet._widgets import _job, _outofcore
+
+    monkeypatch.setenv(_outofcore.RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.setattr(_outofcore, "OUT_OF_CORE_PIXELS", 100 * 100)  # "huge" = over 10k px
+    # The in-memory path must not run: it would hold the whole image.
+    monkeypatch.setattr(_job.prediction, "predict_probabilities",
+                        lambda *a, **k: pytest.fail("whole image loaded in memory"))
+    image = blobs((192, 160))
+    store = zarr.open_array(str(tmp_path / "image.zarr"), mode="w", shape=image.shape,
+                            chunks=(64, 64), dtype=image.dtype)
+    store[:] = image
+    viewer = make_napari_viewer()
+    viewer.add_image(da.from_zarr(store), name="big", scale=(0.5, 0.5))
+    widget = open_widget(viewer, model_file)
+    widget.min_size.value = 0
+    run(qtbot, widget)
+
+    labels = viewer.layers["big labels"]
+    assert type(labels.data).__module__.startswith("zarr")  # Backed by a store on disk...
+    (path,) = (tmp_path / "results").glob("big-labels-*.zarr")
+    assert tuple(labels.scale) == (0.5, 0.5) and labels.data.shape == image.shape
+    assert any(str(path) in msg for kind, msg in notes if kind == "info")
+    # ... with the foreground the in-memory core finds (ids may differ by block).
+    expected = napari_unet.segment(image, model_file, tile_size=64, overlap=16,
+                                   threshold=0.55, min_size=0)
+    assert np.array_equal(np.asarray(labels.data[:]) > 0, expected > 0)
+    # Painting writes into the store: the user's edits are on disk at once.
+    labels.paint((10, 10), 777, refresh=True)
+    assert zarr.open_array(str(path), mode="r")[10, 10] == 777
+    # Re-running never overwrites those edits: it writes a new store and layer.
+    run(qtbot, widget)
+    assert "big labels [2]" in viewer.layers and zarr.open_array(str(path))[10, 10] == 777
+    assert len(list((tmp_path / "results").glob("big-labels-*.zarr"))) == 2

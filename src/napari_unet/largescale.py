@@ -190,7 +190,7 @@ def segment_dask(array, model=None, *, info=None, mode="instance", threshold=Non
 
 
 def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, client=None,
-                 num_workers=1, quiet=False, info=None, mode="instance", threshold=None,
+                 num_workers=1, quiet=False, progress=None, cancel=None, info=None, mode="instance", threshold=None,
                  boundary_threshold=None, min_size=None, channel_axis=None, channels=None,
                  tile_size=None, overlap=32, batch_size=16, halo=64, block_size=None,
                  exact=False, normalize=True, percentiles=None):
@@ -217,6 +217,12 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
         already uses every core for one block.
     quiet : bool
         No progress bars.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each finished block
+        (``total`` counts the tasks of the current stage).
+    cancel : threading.Event or callable, optional
+        When set (or returning True), the run stops after the blocks in progress, removes its
+        partial output and raises :class:`~napari_unet.tiling.Cancelled`.
     info, mode, threshold, boundary_threshold, min_size, channel_axis, channels,
     tile_size, overlap, batch_size, halo, block_size, exact, normalize, percentiles
         See :func:`segment_dask`.
@@ -246,7 +252,8 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
         client = own_client = Client(scheduler)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.partial-{secrets.token_hex(4)}")
-    run = dict(client=client, num_workers=num_workers, quiet=quiet)
+    run = dict(client=client, num_workers=num_workers, quiet=quiet, progress=progress,
+               cancel=cancel)
     try:
         lead, keys = plan.shape[:-2], plan.keys()
         ranges = None
@@ -285,18 +292,40 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
     return zarr.open_array(str(output), mode="r")
 
 
-def _compute(tasks, desc, *, unit, client, num_workers, quiet):
-    """Compute delayed tasks (results in order), with a tqdm bar counting them."""
+def _compute(tasks, desc, *, unit, client, num_workers, quiet, progress=None, cancel=None):
+    """Compute delayed tasks (results in order), with a tqdm bar counting them.
+
+    ``progress(done, total)`` is called as tasks finish; a set ``cancel``
+    event stops the computation with :class:`~napari_unet.tiling.Cancelled`.
+    """
     import dask
     from tqdm import tqdm
 
+    from .tiling import Cancelled, is_cancelled
+
+    done = [0]  # not bar.n: a disabled (quiet) tqdm bar does not count
+
+    def step(bar):
+        bar.update(1)
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(tasks))
+        if is_cancelled(cancel):
+            raise Cancelled(f"{desc}: cancelled")
+
+    if progress is not None:
+        progress(0, len(tasks))
     with tqdm(total=len(tasks), desc=desc, unit=unit, disable=quiet, leave=False) as bar:
         if client is not None:
             from distributed import as_completed
 
             futures = client.compute(tasks)
-            for _ in as_completed(futures):
-                bar.update(1)
+            try:
+                for _ in as_completed(futures):
+                    step(bar)
+            except Cancelled:
+                client.cancel(futures)
+                raise
             return client.gather(futures)
         from dask.callbacks import Callback
 
@@ -304,7 +333,8 @@ def _compute(tasks, desc, *, unit, client, num_workers, quiet):
 
         class Progress(Callback):
             def _posttask(self, key, result, dsk, state, worker_id):
-                bar.update(key in keys)
+                if key in keys:
+                    step(bar)
 
         with Progress():
             return list(dask.compute(*tasks, num_workers=num_workers,

@@ -18,6 +18,7 @@ import numpy as np
 from .. import postprocess, prediction
 from ..tiling import Cancelled
 from ._edits import compose
+from ._outofcore import segment_to_store
 from ._layers import Region
 
 
@@ -38,6 +39,7 @@ class Job:
     params: dict  # mode, threshold, min_size
     existing: np.ndarray | None = None  # target layer data, when writing into one
     edits: object = None  # EditSnapshot of the target, when keeping edits
+    store: Path | None = None  # zarr store of an out-of-core run (see _outofcore)
 
 
 @dataclass
@@ -56,6 +58,10 @@ class Outcome:
 def run_job(job: Job, cancel, report: Callable[[int, int], None]) -> Outcome:
     """Predict, post-process and compose one run. Runs in a worker thread."""
     try:
+        if job.store is not None:
+            labels, n = segment_to_store(job, cancel, report)
+            return Outcome(job, labels=labels, patch=labels, info=job.registry.info(
+                job.model_path), stats={"n_objects": n, "store": job.store})
         model, info = job.registry.load(job.model_path)
         image = job.data[job.index]
         probs = prediction.predict_probabilities(

@@ -131,9 +131,11 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
         results.append(target)
     else:
         write_region(target.layer, target.tracker, region, outcome.patch)
-    target.cache(region, outcome.probs, outcome.info)
     target.params = dict(job.params)
     target.generation += 1
+    if outcome.probs is None:  # Out of core: no probabilities were kept.
+        return target
+    target.cache(region, outcome.probs, outcome.info)
     if add_probs:
         _write_probabilities(viewer, target, region, outcome, run.image_name)
     return target

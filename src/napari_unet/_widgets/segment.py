@@ -18,7 +18,7 @@ from napari.utils import cancelable_progress, progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from . import _job, _layers, _models, _warmup
+from . import _job, _layers, _models, _outofcore, _warmup
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import Relay, RunState
 from ._results import (Result, add_placeholder, placeholder_untouched, write_region,
@@ -317,14 +317,19 @@ class SegmentWidget(Container):
         region = _layers.scope_region(self._viewer, image, axis, self.scope.value,
                                       context=max(32, int(self.overlap.value)))
         index, channel_axis = _layers.image_index(region, image, axis)
-        target = self._target_for(image, axis, region)
+        data = _layers.base_data(image)
+        store = None
+        if _outofcore.wants_out_of_core(data, region, _layers.label_shape(image, axis)):
+            store = _outofcore.new_store_path(image.name)  # Always a new, zarr-backed layer.
+        target = None if store else self._target_for(image, axis, region)
         job = _job.Job(
             model_path=Path(self.model.value), registry=self.registry,
-            data=_layers.base_data(image), index=index, channel_axis=channel_axis,
+            data=data, index=index, channel_axis=channel_axis,
             channels=self.channels.value, region=region, tile_size=int(self.tile_size.value),
             overlap=int(self.overlap.value), batch_size=BATCH_SIZE, params=self._params(),
             existing=None if target is None else target.layer.data,
             edits=target.tracker.snapshot() if target and target.tracker.edited else None,
+            store=store,
         )
         return job, target, image
 
@@ -402,7 +407,14 @@ class SegmentWidget(Container):
         if run is not self._run:
             return
         self._end_run()
-        n = int(outcome.labels.max()) if outcome.job.params["mode"] == "instance" else None
+        n = None
+        if outcome.job.params["mode"] == "instance":
+            n = outcome.stats.get("n_objects")
+            n = int(outcome.labels.max()) if n is None else n
+        if outcome.job.store is not None:
+            show_info(f"'{result.layer.name}' is stored on disk, chunk by chunk, in "
+                      f"{outcome.job.store}; painting writes into that store. Export it "
+                      "or save the layer to keep it.")
         seconds = time.perf_counter() - run.started
         self.status.value = (f"{n} objects" if n is not None else "mask") + f" in {seconds:.1f} s"
 

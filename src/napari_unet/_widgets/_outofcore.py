@@ -1,0 +1,83 @@
+"""Whole-layer runs on dask/zarr-backed layers too large to hold in memory.
+
+Such a layer goes through the same block scheme as the CLI and
+:func:`napari_unet.segment_zarr`: chunk by chunk with a halo, the labels
+written to a zarr store on disk, and the result layer backed by that store
+(napari reads only what it shows; painting writes into the store). Nothing
+of the image or of its probabilities is ever held whole in memory.
+
+Stores go to the user's cache folder (``platformdirs``), or to
+``$NAPARI_UNET_RESULTS_DIR``; the notification after a run says where.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS_ENV = "NAPARI_UNET_RESULTS_DIR"
+#: Whole-layer runs on lazy data above this many label pixels go out of
+#: core. In memory, a run needs ~16 bytes per pixel (probabilities, labels,
+#: post-processing): 2**26 px (an 8192 x 8192 plane) is ~1 GiB.
+OUT_OF_CORE_PIXELS = 2**26
+
+
+def is_lazy(data) -> bool:
+    """True for dask and zarr arrays (anything napari does not hold as numpy)."""
+    return not isinstance(data, np.ndarray) and (
+        hasattr(data, "__dask_graph__") or type(data).__module__.startswith("zarr"))
+
+
+def wants_out_of_core(data, region, label_shape) -> bool:
+    """Whether a run on ``data[region]`` should go through the block path."""
+    if not is_lazy(data) or not region.is_whole:
+        return False
+    return int(np.prod(label_shape, dtype=np.int64)) > OUT_OF_CORE_PIXELS
+
+
+def results_dir() -> Path:
+    """Folder for out-of-core label stores."""
+    override = os.environ.get(RESULTS_ENV)
+    if override:
+        return Path(override)
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        return Path.home() / ".cache" / "napari-unet" / "results"
+    return Path(user_cache_dir("napari-unet", appauthor=False)) / "results"
+
+
+def new_store_path(image_name: str) -> Path:
+    """A fresh ``<image>-labels-<time>.zarr`` path (never an existing one)."""
+    stem = re.sub(r"[^\w.-]+", "_", image_name).strip("._") or "image"
+    folder = results_dir()
+    base = f"{stem}-labels-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = folder / f"{base}.zarr", 1
+    while path.exists():
+        k += 1
+        path = folder / f"{base}-{k}.zarr"
+    return path
+
+
+def segment_to_store(job, cancel, report):
+    """Run ``job`` block by block into ``job.store``; return the store opened r+.
+
+    Returns ``(zarr.Array, n_objects)``.
+    """
+    import zarr
+
+    from ..largescale import segment_zarr
+
+    params = job.params
+    # The image axes the widget selected: job.index is all slices here.
+    out = segment_zarr(
+        job.data, job.store, job.model_path, quiet=True, progress=report, cancel=cancel,
+        mode=params["mode"], threshold=params["threshold"], min_size=params["min_size"],
+        channel_axis=job.channel_axis, channels=job.channels, tile_size=job.tile_size,
+        overlap=job.overlap, batch_size=job.batch_size)
+    n = int(out.attrs.get("n_objects", 0))
+    return zarr.open_array(str(job.store), mode="r+"), n
