@@ -19,6 +19,7 @@ from .. import postprocess, prediction
 from ..tiling import Cancelled
 from ._edits import compose
 from ._outofcore import segment_to_store
+from ._warmup import ensure_tensorflow
 from ._layers import Region
 
 
@@ -58,6 +59,7 @@ class Outcome:
 def run_job(job: Job, cancel, report: Callable[[int, int], None]) -> Outcome:
     """Predict, post-process and compose one run. Runs in a worker thread."""
     try:
+        ensure_tensorflow()  # imported outside Qt's thread pool (see _warmup)
         if job.store is not None:
             labels, n = segment_to_store(job, cancel, report)
             return Outcome(job, labels=labels, patch=labels, info=job.registry.info(

@@ -73,9 +73,10 @@ def segment_to_store(job, cancel, report):
     from ..largescale import segment_zarr
 
     params = job.params
-    # The image axes the widget selected: job.index is all slices here.
+    # The widget's loaded copy of the model (a local run: no need for a path).
+    model, info = job.registry.load(job.model_path)
     out = segment_zarr(
-        job.data, job.store, job.model_path, quiet=True, progress=report, cancel=cancel,
+        job.data, job.store, model, info=info, quiet=True, progress=report, cancel=cancel,
         mode=params["mode"], threshold=params["threshold"], min_size=params["min_size"],
         channel_axis=job.channel_axis, channels=job.channels, tile_size=job.tile_size,
         overlap=job.overlap, batch_size=job.batch_size)

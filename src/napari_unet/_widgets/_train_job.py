@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import training
 from ..data import read_dataset
+from ._warmup import ensure_tensorflow
 
 MODELS_ENV = "NAPARI_UNET_MODELS_DIR"
 #: Below this many steps, XLA compilation costs more than it saves.
@@ -96,6 +97,7 @@ def dataset_arrays(folder) -> tuple[list, list]:
 def run_training(job: TrainJob, progress, cancel):
     """Load the data and train; returns a TrainingResult or the exception."""
     try:
+        ensure_tensorflow()  # imported outside Qt's thread pool (see _warmup)
         images, labels, parts = [], [], []
         for folder in job.folders:
             imgs, labs = dataset_arrays(folder)

@@ -1,5 +1,13 @@
 """One-time start-up costs, paid when the Segment widget opens, not mid-run.
 
+TensorFlow must also be *imported* in a plain Python thread, never first in
+one of Qt's pooled worker threads (napari's ``thread_worker``): pybind11
+remembers the importing thread's Python state in a thread-local slot, Qt
+reuses the OS thread for later workers after Python has freed that state,
+and the next TensorFlow error path in that thread (e.g. building a second
+model) then crashes or deadlocks on a dangling thread state. Every widget
+worker that may touch TensorFlow calls :func:`ensure_tensorflow` first.
+
 The first run of a session would otherwise stall napari's GUI: importing
 TensorFlow holds the GIL for ~0.5 s at a time, and napari builds the shaders
 and overlays of its first Labels layer (~0.6 s) in the GUI thread when the
@@ -13,11 +21,43 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import threading
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 _CANVAS_WARM = False
+_IMPORT_LOCK = threading.Lock()
+_IMPORT_THREAD: threading.Thread | None = None
+
+
+def start_tensorflow_import() -> threading.Thread:
+    """Start importing TensorFlow in a dedicated Python thread (once per process)."""
+    global _IMPORT_THREAD
+    with _IMPORT_LOCK:
+        if _IMPORT_THREAD is None:
+            _IMPORT_THREAD = threading.Thread(target=_import_quietly, daemon=True,
+                                              name="napari-unet: import TensorFlow")
+            _IMPORT_THREAD.start()
+        return _IMPORT_THREAD
+
+
+def ensure_tensorflow() -> None:
+    """Block until TensorFlow is imported (by :func:`start_tensorflow_import`).
+
+    Call at the start of any worker that may import or use TensorFlow; a
+    failed import is left for the worker's own import to report.
+    """
+    thread = start_tensorflow_import()
+    if thread is not threading.current_thread():
+        thread.join()
+
+
+def _import_quietly() -> None:
+    try:
+        _import_tensorflow()
+    except Exception:  # noqa: BLE001 - reported by the run that needs it
+        log.debug("napari-unet: importing TensorFlow failed", exc_info=True)
 
 
 def warm_up_model(registry, model_path, tile_size: int, batch_size: int) -> bool:
@@ -27,7 +67,7 @@ def warm_up_model(registry, model_path, tile_size: int, batch_size: int) -> bool
     report, with its clear message.
     """
     try:
-        _import_tensorflow()
+        ensure_tensorflow()
         from ..tiling import run_model
 
         if model_path is None:
