@@ -1,0 +1,102 @@
+"""The shipped reference labels of the 3D sample (nuclei3d_reference_labels.tif).
+
+They stand in for hand-corrected labels in ``benchmarks/bench_finetune.py
+--part 3d`` (made by ``scripts/make_nuclei3d_reference.py``); these checks
+catch a wrong, shifted, truncated or mislabelled file.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_unet.io import read_tiff
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+MIDDLE = slice(5, 25)  # planes away from the blurred top and bottom of the stack
+
+
+@pytest.fixture(scope="module")
+def stack():
+    image, image_scale = read_tiff(SAMPLES / "nuclei3d.tif")
+    labels, labels_scale = read_tiff(SAMPLES / "nuclei3d_reference_labels.tif")
+    return image, labels, image_scale, labels_scale
+
+
+def test_reference_matches_the_stack(stack):
+    image, labels, image_scale, labels_scale = stack
+    assert labels.shape == image.shape == (30, 256, 256)
+    assert labels.dtype.kind in "iu"
+    assert labels_scale == pytest.approx(image_scale)
+    assert (SAMPLES / "nuclei3d_reference_labels.tif").stat().st_size < 2**20
+
+
+def test_every_plane_has_a_plausible_number_of_nuclei(stack):
+    _, labels, _, _ = stack
+    counts = np.array([len(np.unique(p)) - 1 for p in labels])
+    assert np.all(counts > 0), counts
+    # ~20 nuclei (some cut by the border) are in focus in the middle planes.
+    assert np.all((counts[MIDDLE] >= 15) & (counts[MIDDLE] <= 35)), counts
+
+
+def test_ids_are_per_plane_instances(stack):
+    """Each id lives in one plane, as one 4-connected piece of >= 50 px."""
+    _, labels, _, _ = stack
+    seen = set()
+    for plane in labels:
+        ids = np.unique(plane[plane > 0])
+        if not len(ids):
+            continue
+        assert not seen & set(ids.tolist())
+        seen |= set(ids.tolist())
+        areas = np.bincount(plane.ravel())[ids]
+        assert areas.min() >= 50
+        # As many 4-connected pieces as ids: no id is split in two.
+        boxes = ndi.find_objects(plane)
+        for i in ids:
+            assert ndi.label(plane[boxes[i - 1]] == i)[1] == 1, i
+
+
+def test_labels_sit_on_the_bright_nuclei(stack):
+    image, labels, _, _ = stack
+    image = image.astype(np.float64)
+    fg = labels > 0
+    assert image[fg].mean() > 2 * image[~fg].mean()
+    for z in range(labels.shape[0]):
+        assert image[z][fg[z]].mean() > 1.4 * image[z][~fg[z]].mean(), z
+
+
+def test_outlines_follow_the_nuclear_edges(stack):
+    """Outline pixels sit about halfway between background and nucleus
+    brightness: 2 px too wide or 3 px too narrow fails."""
+    image, labels, _, _ = stack
+    image, labels = image[MIDDLE].astype(np.float64), labels[MIDDLE]
+    fg = labels > 0
+    rim = np.zeros(labels.shape, bool)  # pixels with a 4-neighbour of another id
+    step = labels[:, 1:] != labels[:, :-1]
+    rim[:, 1:] |= step
+    rim[:, :-1] |= step
+    step = labels[:, :, 1:] != labels[:, :, :-1]
+    rim[:, :, 1:] |= step
+    rim[:, :, :-1] |= step
+    rim &= fg
+    background = image[~ndi.binary_dilation(fg, np.ones((1, 15, 15), bool))].mean()
+    inside = image[fg & ~rim].mean()
+    fraction = (image[rim].mean() - background) / (inside - background)
+    assert 0.3 < fraction < 0.75, fraction
+
+
+def test_touching_nuclei_are_separated(stack):
+    """Touching nuclei keep their own ids (no merged blobs)."""
+    _, labels, _, _ = stack
+    n_touching = []
+    for plane in labels:
+        pairs = set()
+        for a, b in ((plane[:, 1:], plane[:, :-1]), (plane[1:], plane[:-1])):
+            edge = (a != b) & (a > 0) & (b > 0)
+            pairs |= set(map(tuple, np.sort(np.stack([a[edge], b[edge]], axis=1), axis=1)))
+        n_touching.append(len(pairs))
+    # Nuclei press against each other around the middle of their height
+    # (planes 8-23 have 2-7 touching pairs each).
+    assert min(n_touching[10:21]) >= 3, n_touching
