@@ -10,11 +10,14 @@ if installed, else a freshly built base-16, depth-4, 2-output U-Net) while a
 much longer than 50 ms means the GUI thread was blocked (or starved of the
 GIL) for that long. Target: no gap above 250 ms.
 
-Run 1 is cold (TensorFlow import, model load and tracing happen in the
-worker, and napari creates its first Labels layer); later runs are warm.
-Then a threshold change re-labels the result from the cached probabilities.
-An idle baseline first shows what the machine's load alone does. The exit
-status judges warm runs and re-labelling; cold-run stalls are printed.
+Run 1 is the session's first (napari creates its first result layer);
+later runs are warm. By default Run is pressed once the dock says "ready"
+(it loads TensorFlow and the model for a few seconds after opening);
+``--press-at-once`` presses it the instant the dock opens, so the run
+overlaps that loading. Then a threshold change re-labels the result from
+the cached probabilities. An idle baseline first shows what the machine's
+load alone does, and the time the dock takes to open (GUI blocked once) is
+printed. The exit status judges every run and the re-labelling.
 Without a display it re-runs itself under ``xvfb-run``.
 """
 
@@ -204,13 +207,10 @@ def main() -> int:
     recorder.stop()
     worst.append(recorder.report("threshold change (re-label from cache, incl. 150 ms debounce)",
                                  time.perf_counter() - t0))
-    # The cold run pays one-time costs per session (importing TensorFlow holds
-    # the GIL in ~0.5-1 s chunks; napari builds its first Labels layer's
-    # controls and shaders): reported, but judged separately.
-    steady = max(worst[1:])
-    ok = steady <= TARGET_MS
-    print(f"{'PASS' if ok else 'FAIL'}: worst GUI gap {steady:.0f} ms in warm runs and "
-          f"re-labelling (target <= {TARGET_MS}); cold first run: {worst[0]:.0f} ms")
+    ok = max(worst) <= TARGET_MS
+    print(f"{'PASS' if ok else 'FAIL'}: worst GUI gap {max(worst):.0f} ms (target <= "
+          f"{TARGET_MS}): first run {worst[0]:.0f} ms, warm runs and re-labelling "
+          f"{max(worst[1:]):.0f} ms")
     sys.stdout.flush()
     # TensorFlow and Mesa's OpenGL both carry LLVM; their static destructors
     # clash at interpreter exit (free(): invalid pointer). Skip them.
