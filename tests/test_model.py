@@ -117,3 +117,21 @@ def test_metadata_channel_mismatch_is_detected(tmp_path, tiny_model):
     path = nu.save_model(tiny_model, tmp_path / "m.keras", ModelInfo(in_channels=3))
     with pytest.raises(ModelFileError, match="channels"):
         nu.load_model(path)
+
+
+def test_save_never_replaces_a_model_that_appears_while_saving(tmp_path, tiny_model,
+                                                               monkeypatch):
+    import napari_unet as nu
+
+    target = tmp_path / "m.keras"
+    save = type(tiny_model).save
+
+    def save_then_race(self, path, *args, **kwargs):
+        save(self, path, *args, **kwargs)
+        target.write_bytes(b"someone else's model")
+
+    monkeypatch.setattr(type(tiny_model), "save", save_then_race)
+    with pytest.raises(FileExistsError, match="not overwriting"):
+        nu.save_model(tiny_model, target)
+    assert target.read_bytes() == b"someone else's model"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary file left

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .io import smallest_int_dtype, write_tiff_atomic
 
 MANIFEST = "dataset.json"
@@ -79,16 +78,8 @@ def read_manifest(folder) -> dict:
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".dataset-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / MANIFEST)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(folder / MANIFEST, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
 
 
 def _next_index(folder: Path, name: str, manifest: dict) -> int:

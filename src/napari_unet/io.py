@@ -12,9 +12,7 @@ pixel size back from either.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from ._atomic import atomic_write
 
 __all__ = [
     "TiffMetadata",
@@ -229,48 +229,6 @@ def _write(fh, data, axes, scale, unit, compression) -> None:
                              **kwargs)
 
 
-def _create_temp(directory: Path, name: str) -> tuple[int, Path]:
-    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide
-    # the final permissions (tempfile.mkstemp would leave them at 0600).
-    for _ in range(100):
-        tmp = directory / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                         0o666)
-        except FileExistsError:
-            continue
-        return fd, tmp
-    raise FileExistsError(f"could not create a temporary file in {directory}")  # pragma: no cover
-
-
-def _publish_no_clobber(tmp: Path, path: Path) -> None:
-    # A hard link fails atomically if `path` exists, so a file that appears
-    # while we were writing is never overwritten.
-    exists = f"{path} already exists (pass overwrite=True to replace it)"
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(exists) from None
-    except OSError:
-        # File systems without hard links (FAT, some network shares): check,
-        # then rename; only a file created in between could be replaced.
-        if path.exists():
-            raise FileExistsError(exists) from None
-        os.replace(tmp, path)
-    else:
-        tmp.unlink()
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every OS/file system.
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_tiff_atomic(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -332,26 +290,9 @@ def write_tiff_atomic(
     axes = _check_axes(axes, data.ndim)
     scale = _check_scale(scale, data.ndim)
     unit = normalize_unit(unit)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists (pass overwrite=True to replace it)")
-
-    fd, tmp = _create_temp(path.parent, path.name)
-    os.close(fd)
-    try:
-        # Reopened by name: tifffile wants a file object with a real name.
-        with open(tmp, "wb") as fh:
-            _write(fh, data, axes, scale, unit, compression)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _publish_no_clobber(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_directory(path.parent)
+    with atomic_write(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        # A file object with a real name: tifffile wants one.
+        _write(fh, data, axes, scale, unit, compression)
     return path
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ._atomic import atomic_write
 
 METADATA_MEMBER = "napari_unet.json"
 FORMAT_VERSION = 1
@@ -137,28 +137,16 @@ def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = 
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelFileError(f"Model files must end in '.keras': {path}")
+    exists = f"Model file already exists, not overwriting: {path}"
     if path.exists() and not overwrite:
-        raise FileExistsError(f"Model file already exists, not overwriting: {path}")
+        raise FileExistsError(exists)
     info = info or ModelInfo.from_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the destination, then rename: a crash never leaves a
-    # truncated model under the final name.
-    fd, tmp = tempfile.mkstemp(suffix=".keras", prefix=f".{path.stem}-", dir=path.parent)
-    os.close(fd)
-    try:
+    # A crash never leaves a truncated model under the final name.
+    with atomic_write(path, overwrite=overwrite, exists_message=exists) as tmp:
         model.save(tmp)
-        # mkstemp creates 0600 files; give the model the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(METADATA_MEMBER, json.dumps(info.to_dict(), indent=2))
-        if not overwrite and path.exists():
-            raise FileExistsError(f"Model file already exists, not overwriting: {path}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton
+from magicgui.widgets import ComboBox, FileEdit, Label, LineEdit, PushButton
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
@@ -25,6 +25,7 @@ from scipy import ndimage as ndi
 from ..export import Region, export_pairs, read_manifest
 from ..io import normalize_unit
 from . import _layers
+from ._base import DockWidget
 from ._edits import tracker_for
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def write_export(image_data, channel_axis, labels, regions, folder, **kwargs) ->
     return written
 
 
-class ExportWidget(Container):
+class ExportWidget(DockWidget):
     """Export image / corrected labels pairs as a training dataset.
 
     Parameters
@@ -157,9 +158,7 @@ class ExportWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = getattr(viewer, "__wrapped__", viewer)  # real layers, not proxies
-        self._workers: set = set()
+        super().__init__(viewer)
         self._auto_name = ""
         self.image = ComboBox(label="image", nullable=True, choices=lambda w: [
             (la.name, la) for la in self._viewer.layers if isinstance(la, Image)])
@@ -217,12 +216,9 @@ class ExportWidget(Container):
         plan["labels"] = np.array(plan["labels"])  # frozen: edits go on meanwhile
         worker = thread_worker(self._run, start_thread=False)(plan)
         worker.returned.connect(self._finish)
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
-        self._workers.add(worker)
         self.export_button.enabled = False
         self.status.value = "exporting…"
-        worker.start()
-        return worker
+        return self._start_worker(worker)
 
     def _plan(self) -> dict:
         """Everything an export needs, checked before anything is written."""

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
 from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import cancelable_progress, progress
@@ -19,6 +19,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from . import _job, _layers, _models, _outofcore, _warmup
+from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import Relay, RunState
 from ._results import (Result, add_placeholder, placeholder_untouched, write_region,
@@ -32,7 +33,7 @@ BATCH_SIZE = 8
 OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
 
 
-class SegmentWidget(Container):
+class SegmentWidget(DockWidget):
     """Segment an Image layer with a U-Net into a Labels layer.
 
     Parameters
@@ -42,15 +43,11 @@ class SegmentWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        # napari hands plugins a proxy that re-wraps every layer on access;
-        # layer identity (which result belongs to which image) needs the real one.
-        self._viewer = getattr(viewer, "__wrapped__", viewer)
+        super().__init__(viewer)
         self.registry = ModelRegistry()
         self.results: list[Result] = []
         self._run: RunState | None = None
         self._run_count = 0
-        self._workers: set = set()  # Keep running workers referenced.
         self._relabeling = self._relabel_pending = False
         self._model_value = None
         self._initializing = True
@@ -299,12 +296,6 @@ class SegmentWidget(Container):
         layer, run.placeholder = run.placeholder, None
         if placeholder_untouched(self._viewer, layer):
             self._viewer.layers.remove(layer)
-
-    def _start_worker(self, worker) -> None:
-        """Start a napari worker, keeping it referenced until it finishes."""
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
-        self._workers.add(worker)
-        worker.start()
 
     def _make_job(self):
         image = self.image.value

@@ -19,7 +19,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
@@ -35,6 +34,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..model_io import default_model_path
 from . import _job, _layers, _models
+from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._plot import TrainingPlot
 from ._train_job import (
@@ -62,7 +62,7 @@ class _Relay(QObject):
 # --------------------------------------------------------------------------
 # The widget
 # --------------------------------------------------------------------------
-class TrainWidget(Container):
+class TrainWidget(DockWidget):
     """Fine-tune a U-Net, or train a new one, on corrected data.
 
     Parameters
@@ -72,11 +72,9 @@ class TrainWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = getattr(viewer, "__wrapped__", viewer)
+        super().__init__(viewer)
         self.registry = ModelRegistry()
         self._folders: list[Path] = []
-        self._workers: set = set()
         self._cancel: threading.Event | None = None
         self._pbar = None
         self._auto_output = None
@@ -247,10 +245,7 @@ class TrainWidget(Container):
         worker = thread_worker(run_training, start_thread=False)(job, progress, cancel)
         worker.returned.connect(self._on_done)
         worker.errored.connect(self._on_done)  # run_training returns errors; just in case
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
-        self._workers.add(worker)
-        worker.start()
-        return worker
+        return self._start_worker(worker)
 
     def _make_job(self) -> TrainJob:
         pairs = []

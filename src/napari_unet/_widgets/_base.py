@@ -1,0 +1,29 @@
+"""What every napari-unet dock widget shares."""
+
+from __future__ import annotations
+
+from magicgui.widgets import Container
+
+
+class DockWidget(Container):
+    """A magicgui container docked from the manifest, running work in napari workers.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        Injected by napari when the widget is docked from the manifest.
+    """
+
+    def __init__(self, viewer):
+        super().__init__(labels=True)
+        # napari hands plugins a proxy that re-wraps every layer on access;
+        # layer identity (which result belongs to which image) needs the real one.
+        self._viewer = getattr(viewer, "__wrapped__", viewer)
+        self._workers: set = set()  # Running workers, kept referenced until they finish.
+
+    def _start_worker(self, worker):
+        """Start a napari ``thread_worker`` (created with ``start_thread=False``)."""
+        worker.finished.connect(lambda w=worker: self._workers.discard(w))
+        self._workers.add(worker)
+        worker.start()
+        return worker
