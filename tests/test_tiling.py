@@ -179,3 +179,20 @@ def test_stack_normalization_scope(tiny_model):
 def test_compiled_inference_equals_eager_call(tiny_model, rng):
     x = rng.random((3, 64, 64, 1)).astype(np.float32)
     np.testing.assert_allclose(run_model(tiny_model, x), np.asarray(tiny_model(x)), atol=1e-6)
+
+
+def test_crop_with_the_whole_images_intensity_range(tiny_model, rng):
+    from napari_unet.normalize import apply_range
+
+    image = rng.random((96, 128)).astype(np.float32) * np.linspace(1, 8, 128, dtype=np.float32)
+    crop = image[10:70, 5:60]
+    lo, hi = nu.prediction.intensity_range(image, tiny_model)
+    assert np.allclose(np.ravel(hi), np.percentile(image, 99.8), rtol=0.02)
+    got = nu.predict_probabilities(crop, tiny_model, intensity_range=(lo, hi))
+    same = nu.predict_probabilities(apply_range(crop, float(lo[0]), float(hi[0])), tiny_model,
+                                    normalize=False)
+    np.testing.assert_allclose(got, same, atol=1e-6)
+    own = nu.predict_probabilities(crop, tiny_model)  # the crop's own, narrower range
+    assert np.abs(own - got).max() > 1e-3
+    with pytest.raises(ValueError, match="one 2D image"):
+        nu.prediction.intensity_range(np.stack([image, image]), tiny_model)

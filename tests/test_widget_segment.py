@@ -179,6 +179,40 @@ def test_visible_region_scope(make_napari_viewer, qtbot, model_file, notes):
     assert not outside.any()
 
 
+def test_visible_region_is_normalized_like_the_whole_plane(make_napari_viewer, qtbot,
+                                                           model_file, monkeypatch):
+    from napari_unet import prediction
+    from napari_unet.normalize import percentile_range
+
+    viewer = make_napari_viewer(show=True)
+    # Brighter to the right: the top-left crop alone has a much lower range.
+    pixels = blobs((160, 320)) * np.linspace(1, 6, 320, dtype=np.float32)
+    image = viewer.add_image(pixels, name="ramp")
+    widget = open_widget(viewer, model_file)
+    viewer.camera.zoom *= 4
+    viewer.camera.center = (0, 50, 60)
+    qtbot.waitUntil(lambda: image.corner_pixels[1, 1] < 200, timeout=5000)
+    (y0, x0), (y1, x1) = image.corner_pixels
+    assert percentile_range(pixels[y0:y1, x0:x1])[1] < 0.6 * percentile_range(pixels)[1]
+    seen, predict = [], prediction.predict_probabilities
+
+    def spy(img, *args, **kwargs):
+        seen.append((img.shape, kwargs.get("intensity_range")))
+        return predict(img, *args, **kwargs)
+
+    monkeypatch.setattr(prediction, "predict_probabilities", spy)
+    widget.scope.value = "visible region"
+    run(qtbot, widget)
+    widget.scope.value = "whole layer"
+    run(qtbot, widget)
+    (crop_shape, crop_range), (whole_shape, whole_range) = seen
+    assert crop_shape[-1] < 320 and whole_shape == (160, 320)
+    # The crop is mapped with the whole plane's range (the whole-layer run's own).
+    lo, hi = percentile_range(pixels)
+    assert np.allclose(np.ravel(crop_range[0]), lo) and np.allclose(np.ravel(crop_range[1]), hi)
+    assert whole_range is None  # computed per plane by the core, as before
+
+
 def test_cancel_is_prompt_and_adds_nothing(make_napari_viewer, qtbot, model_file, monkeypatch,
                                            notes):
     viewer = make_napari_viewer()

@@ -151,6 +151,26 @@ def plane_range(plane: np.ndarray, low: float, high: float):
     return np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
 
 
+def intensity_range(image, model=None, *, channel_axis=None, channels=None,
+                    percentiles=None, info: ModelInfo | None = None):
+    """The ``(lo, hi)`` normalization range of one 2D image, per model input channel.
+
+    Same percentiles and subsample as :func:`predict_probabilities` uses per
+    plane; pass the result as its ``intensity_range`` to predict a crop of
+    this image with the whole image's intensity mapping.
+    """
+    model, info = resolve_model(model, info)
+    from .model import model_channels
+
+    prep = prepare_image(image, model_channels(model)[0], channel_axis=channel_axis,
+                         channels=channels)
+    if prep.n_planes != 1:
+        raise ValueError(f"intensity_range needs one 2D image, got {prep.n_planes} planes")
+    low, high = percentiles or (info.normalization.get("low", 1.0),
+                                info.normalization.get("high", 99.8))
+    return plane_range(prep.plane(next(iter(prep.plane_indices))), low, high)
+
+
 def predict_probabilities(
     image,
     model=None,
@@ -163,6 +183,7 @@ def predict_probabilities(
     normalize: bool = True,
     percentiles: tuple[float, float] | None = None,
     normalize_scope: str = "plane",
+    intensity_range=None,
     info: ModelInfo | None = None,
     progress: ProgressCallback | None = None,
     cancel=None,
@@ -191,6 +212,11 @@ def predict_probabilities(
     normalize_scope : {'plane', 'stack'}
         Compute percentiles per 2D plane (robust to bleaching over time) or
         once over the whole stack (preserves intensity trends).
+    intensity_range : (lo, hi), optional
+        Map ``lo`` to 0 and ``hi`` to 1 in every plane instead of computing
+        percentiles from ``image``; e.g. :func:`intensity_range` of the whole
+        plane when ``image`` is a crop of it, so that the crop is predicted
+        as it would be in the whole image.
     info : ModelInfo, optional
         Metadata of ``model`` when it is passed as a Keras object.
     progress : callable, optional
@@ -234,6 +260,8 @@ def predict_probabilities(
         plane = prep.plane(index)
         if not normalize:
             lo, hi = 0.0, 1.0
+        elif intensity_range is not None:
+            lo, hi = intensity_range
         elif fixed is not None:
             lo, hi = fixed
         else:

@@ -41,6 +41,7 @@ class Job:
     existing: np.ndarray | None = None  # target layer data, when writing into one
     edits: object = None  # EditSnapshot of the target, when keeping edits
     store: Path | None = None  # zarr store of an out-of-core run (see _outofcore)
+    plane_index: tuple | None = None  # whole plane of a cropped region, for its intensity range
 
 
 @dataclass
@@ -66,10 +67,15 @@ def run_job(job: Job, cancel, report: Callable[[int, int], None]) -> Outcome:
                 job.model_path), stats={"n_objects": n, "store": job.store})
         model, info = job.registry.load(job.model_path)
         image = job.data[job.index]
+        # A crop is normalized like the whole plane, so it gets the labels a
+        # whole-plane run would give there (not those of a re-scaled crop).
+        intensity_range = None if job.plane_index is None else prediction.intensity_range(
+            job.data[job.plane_index], model, info=info, channel_axis=job.channel_axis,
+            channels=job.channels)
         probs = prediction.predict_probabilities(
             image, model, info=info, channel_axis=job.channel_axis, channels=job.channels,
             tile_size=job.tile_size, overlap=job.overlap, batch_size=job.batch_size,
-            progress=report, cancel=cancel,
+            intensity_range=intensity_range, progress=report, cancel=cancel,
         )
         # Drop the context read around a visible region.
         probs = np.ascontiguousarray(probs[job.region.crop])

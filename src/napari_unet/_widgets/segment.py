@@ -309,6 +309,11 @@ class SegmentWidget(DockWidget):
                                       context=max(32, int(self.overlap.value)))
         index, channel_axis = _layers.image_index(region, image, axis)
         data = _layers.base_data(image)
+        whole = _layers.whole_region(_layers.label_shape(image, axis))
+        plane_index = None
+        if region.yx_read != whole.yx:  # A crop: normalize it like its whole plane.
+            plane_index, _ = _layers.image_index(
+                _layers.Region(region.lead, whole.yx, whole.yx, region.ndim), image, axis)
         store = None
         if _outofcore.wants_out_of_core(data, region, _layers.label_shape(image, axis)):
             store = _outofcore.new_store_path(image.name)  # Always a new, zarr-backed layer.
@@ -320,7 +325,7 @@ class SegmentWidget(DockWidget):
             overlap=int(self.overlap.value), batch_size=BATCH_SIZE, params=self._params(),
             existing=None if target is None else target.layer.data,
             edits=target.tracker.snapshot() if target and target.tracker.edited else None,
-            store=store,
+            store=store, plane_index=plane_index,
         )
         return job, target, image
 
