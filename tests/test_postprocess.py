@@ -79,3 +79,22 @@ def test_bad_arguments():
         nu.probabilities_to_labels(np.zeros(5))
     with pytest.raises(ValueError, match="foreground"):
         nu.probabilities_to_labels(np.zeros((1, 4, 4)), outputs=["distance"])
+
+
+def test_stack_post_processing_can_be_cancelled_between_planes():
+    import threading
+
+    from napari_unet import Cancelled, probabilities_to_labels
+
+    probs = np.zeros((1, 3, 32, 32), np.float32)
+    probs[0, :, 8:20, 8:20] = 0.9
+    assert probabilities_to_labels(probs, cancel=threading.Event()).max() == 3
+    checks = []
+
+    def cancel():  # set once the first plane is done
+        checks.append(1)
+        return len(checks) > 1
+
+    with pytest.raises(Cancelled):
+        probabilities_to_labels(probs, cancel=cancel)
+    assert len(checks) == 2

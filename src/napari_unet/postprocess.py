@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .model_io import ModelInfo
+from .tiling import Cancelled, is_cancelled
 
 
 def probabilities_to_labels(
@@ -41,6 +42,7 @@ def probabilities_to_labels(
     fill_holes: bool = True,
     split: bool = True,
     split_h: float = 2.0,
+    cancel=None,
 ) -> np.ndarray:
     """Turn probability maps into a mask or instance labels.
 
@@ -67,6 +69,9 @@ def probabilities_to_labels(
     split_h : float
         Distance-transform seeding only: minimum depth, in pixels, of the
         saddle between two object centres for them to be split.
+    cancel : callable or threading.Event, optional
+        Checked before each plane of a stack; raises
+        :class:`~napari_unet.Cancelled`.
 
     Returns
     -------
@@ -110,6 +115,8 @@ def probabilities_to_labels(
     out = np.zeros(spatial, dtype=dtype)
     offset = 0
     for index in np.ndindex(*spatial[:-2]):
+        if is_cancelled(cancel):
+            raise Cancelled("Post-processing cancelled")
         labels = plane(index)
         if mode == "instance":
             n = int(labels.max(initial=0))

@@ -81,7 +81,7 @@ def run_job(job: Job, cancel, report: Callable[[int, int], None]) -> Outcome:
         probs = np.ascontiguousarray(probs[job.region.crop])
         if cancel.is_set():
             raise Cancelled("Prediction cancelled")
-        labels = relabel(probs, info, job.params)
+        labels = relabel(probs, info, job.params, cancel=cancel)
         patch = compose(labels, job.existing, job.region, job.edits, job.params["mode"])
         return Outcome(job, labels=compact(labels), patch=compact(patch), probs=probs,
                        info=info)
@@ -91,11 +91,11 @@ def run_job(job: Job, cancel, report: Callable[[int, int], None]) -> Outcome:
         return Outcome(job, error=err)
 
 
-def relabel(probs: np.ndarray, info, params: dict) -> np.ndarray:
+def relabel(probs: np.ndarray, info, params: dict, cancel=None) -> np.ndarray:
     """Labels from cached probabilities with the widget's current settings."""
     return postprocess.probabilities_to_labels(
         probs, info=info, mode=params["mode"], threshold=params["threshold"],
-        min_size=params["min_size"],
+        min_size=params["min_size"], cancel=cancel,
     )
 
 
