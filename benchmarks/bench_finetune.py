@@ -91,6 +91,25 @@ def _scores(labels, truth):
     return {k: e[k] for k in ("f1", "dice", "precision", "recall", "tp", "fp", "fn")}
 
 
+
+def _fine_tune(args, model_path, dataset, output, **kwargs):
+    """Fine-tune ``model_path`` on an exported dataset as the Train widget does.
+
+    Returns ``(TrainingResult, step timestamps, wall seconds)``.
+    """
+    import napari_unet as nu
+
+    data = nu.read_dataset(dataset)
+    steps = []
+    t0 = time.perf_counter()
+    result = nu.train(data.images, data.labels, model=model_path, epochs=args.epochs,
+                      steps_per_epoch=args.steps, batch_size=args.batch,
+                      patch_size=args.patch, learning_rate=args.lr, val_fraction=0.15,
+                      output_path=output, seed=0,
+                      progress=lambda e: steps.append(time.perf_counter()) if
+                      e["event"] == "step" else None, **kwargs)
+    return result, steps, time.perf_counter() - t0
+
 def part_a(model_path: Path, work: Path, args) -> None:
     import napari_unet as nu
     from napari_unet.export import Region, export_pairs
@@ -110,16 +129,8 @@ def part_a(model_path: Path, work: Path, args) -> None:
     export_pairs(image, corrected, work / "ds", name="nuclei2d", source_layer="nuclei2d",
                  regions=[Region((), (0, image.shape[0], 0, SPLIT), True)],
                  labels_layer="nuclei2d labels", model=model_path.stem)
-    data = nu.read_dataset(work / "ds")
-    steps = []
-    t0 = time.perf_counter()
-    result = nu.train(data.images, data.labels, model=model_path, epochs=args.epochs,
-                      steps_per_epoch=args.steps, batch_size=args.batch,
-                      patch_size=args.patch, learning_rate=args.lr, val_fraction=0.15,
-                      output_path=work / "finetuned.keras", seed=0,
-                      progress=lambda e: steps.append(time.perf_counter()) if
-                      e["event"] == "step" else None)
-    t_train = time.perf_counter() - t0
+    result, steps, t_train = _fine_tune(args, model_path, work / "ds",
+                                        work / "finetuned.keras")
     after = nu.segment(image, str(result.path))
 
     s0, s1 = _scores(before, truth), _scores(after, truth)
@@ -188,17 +199,9 @@ def part_3d(model_path: Path, work: Path, args) -> None:
     export_pairs(image, reference, work / "ds3d", name="nuclei3d", source_layer="nuclei3d",
                  regions=[Region((z,), None, True) for z in train_z],
                  scale=scale, labels_layer="nuclei3d reference", model=model_path.stem)
-    data = nu.read_dataset(work / "ds3d")
-    steps = []
-    t0 = time.perf_counter()
-    result = nu.train(data.images, data.labels, model=model_path, epochs=args.epochs,
-                      steps_per_epoch=args.steps, batch_size=args.batch,
-                      patch_size=args.patch, learning_rate=args.lr, val_fraction=0.15,
-                      output_path=work / "finetuned3d.keras", seed=0,
-                      data_description=f"nuclei3d reference planes {train_z}",
-                      progress=lambda e: steps.append(time.perf_counter()) if
-                      e["event"] == "step" else None)
-    t_train = time.perf_counter() - t0
+    result, steps, t_train = _fine_tune(args, model_path, work / "ds3d",
+                                        work / "finetuned3d.keras",
+                                        data_description=f"nuclei3d reference planes {train_z}")
     t0 = time.perf_counter()
     after = nu.segment(image, str(result.path))
     t_after = time.perf_counter() - t0

@@ -96,6 +96,18 @@ class ModelRegistry:
         self.remember(path)
         model_added.emit(str(Path(path).resolve()))
 
+    def adopt(self, path) -> str:
+        """Check a model file the user chose, remember it, return its combo-box value.
+
+        Raises
+        ------
+        ModelFileError
+            The file is missing or not a Keras model (nothing is remembered).
+        """
+        self.info(path)
+        self.add(path)  # Every model list (the caller's too) is rebuilt first.
+        return str(Path(path).resolve())
+
     # ----------------------------------------------------------------- choices
     def choices(self) -> list[tuple[str, str]]:
         """``(label, value)`` pairs for the model combo box.
@@ -159,6 +171,29 @@ class ModelRegistry:
             while len(_LOADED) > self.max_loaded:
                 _LOADED.popitem(last=False)
             return loaded
+
+
+def ask_model_file(parent, title: str) -> str | None:
+    """A ``.keras`` file picked in Qt's file dialog, or None if cancelled."""
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getOpenFileName(parent, title, "", "Keras models (*.keras)")
+    return path or None
+
+
+def relist(combo) -> None:
+    """Rebuild a model combo box in the registry's order, keeping its value.
+
+    magicgui would append a new file at the end; rebuilt, the list keeps the
+    default first, recent files newest first, "Load model file…" last.
+    Raises RuntimeError once the combo box's Qt widget is gone.
+    """
+    with combo.changed.blocked():
+        value = combo.value
+        combo.native.clear()
+        combo.reset_choices()
+        if value in combo.choices:
+            combo.value = value
 
 
 def _short(folder: Path) -> str:

@@ -217,34 +217,21 @@ class SegmentWidget(DockWidget):
 
     def _on_model_added(self, path: str) -> None:
         try:
-            with self.model.changed.blocked():
-                current = self.model.value
-                # magicgui appends new items; rebuild so the list keeps its order
-                # (default, most recent first, "Load model file…" last).
-                self.model.native.clear()
-                self.model.reset_choices()
-                if current in self.model.choices:
-                    self.model.value = current
+            _models.relist(self.model)
         except RuntimeError:  # The Qt widget is gone (dock closed).
             _models.model_added.disconnect(self._on_model_added)
 
     def _ask_model_file(self) -> str | None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self.native, "Load a U-Net model", "",
-                                              "Keras models (*.keras)")
-        return path or None
+        return _models.ask_model_file(self.native, "Load a U-Net model")
 
     def load_model_file(self, path) -> bool:
         """Select a ``.keras`` model file and remember it as recently used."""
         try:
-            self.registry.info(path)
+            self.model.value = self.registry.adopt(path)
         except Exception as err:  # noqa: BLE001
             show_error(_job.describe_error(err))
             self.model.value = self._model_value
             return False
-        self.registry.add(path)  # Remembered, and every model list (ours too) rebuilt.
-        self.model.value = str(Path(path).resolve())
         return True
 
     def _params(self) -> dict:

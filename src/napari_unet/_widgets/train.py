@@ -164,10 +164,7 @@ class TrainWidget(DockWidget):
     def _on_model(self, *args):
         value = self.start_model.value
         if value == LOAD_ENTRY:
-            from qtpy.QtWidgets import QFileDialog
-
-            path, _ = QFileDialog.getOpenFileName(self.native, "Start from a model", "",
-                                                  "Keras models (*.keras)")
+            path = _models.ask_model_file(self.native, "Start from a model")
             if not (path and self.load_model_file(path)):
                 self.start_model.value = self._model_value
             return
@@ -186,23 +183,15 @@ class TrainWidget(DockWidget):
     def load_model_file(self, path) -> bool:
         """Choose a ``.keras`` file to start from; it is remembered for all widgets."""
         try:
-            self.registry.info(path)
+            self.start_model.value = self.registry.adopt(path)
         except Exception as err:  # noqa: BLE001
             show_error(_job.describe_error(err))
             return False
-        self.registry.add(path)  # -> _on_model_added refreshes the list
-        self.start_model.value = str(Path(path).resolve())
         return True
 
     def _on_model_added(self, path: str):
         try:
-            value = self.start_model.value
-            with self.start_model.changed.blocked():
-                # Rebuilt, not appended to: the list keeps the registry's order.
-                self.start_model.native.clear()
-                self.start_model.reset_choices()
-                if value in self.start_model.choices:
-                    self.start_model.value = value
+            _models.relist(self.start_model)
         except RuntimeError:  # the Qt widget is gone; the signal drops us soon
             pass
 
