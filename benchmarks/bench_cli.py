@@ -36,7 +36,7 @@ LOOP = """
 import sys
 from pathlib import Path
 import tifffile
-from napari_unet.io import write_tiff_atomic
+from napari_unet.tiff import write_tiff_atomic
 from napari_unet.largescale import cached_model
 from napari_unet import segment
 folder, out, model = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None
@@ -49,7 +49,7 @@ for path in sorted(folder.glob("*.tif")):
 
 
 def make_folder(folder: Path, n: int, size: int):
-    from napari_unet.io import write_tiff_atomic
+    from napari_unet.tiff import write_tiff_atomic
 
     big = nuclei_image(size * 4)  # different crops of one large image
     rng = np.random.default_rng(0)
@@ -76,7 +76,7 @@ def main():
 
     import napari_unet as nu
     from napari_unet.cli import main as cli_main
-    from napari_unet.io import read_tiff
+    from napari_unet.tiff import read_tiff
     from napari_unet.largescale import cached_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_cli_"))

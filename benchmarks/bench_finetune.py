@@ -147,7 +147,7 @@ def part_a(model_path: Path, work: Path, args) -> None:
 
 
 def _load_stack():
-    from napari_unet.io import read_tiff
+    from napari_unet.tiff import read_tiff
 
     image, scale = read_tiff(REPO / "sample_data" / "nuclei3d.tif")
     reference, _ = read_tiff(REPO / "sample_data" / "nuclei3d_reference_labels.tif")
@@ -264,8 +264,8 @@ def _one_run(kind: str, model, info, planes, labels, args) -> list[float]:
     import keras
 
     import napari_unet as nu
-    from napari_unet import training
-    from napari_unet.data import Augmentation, PatchSampler, training_planes
+    from napari_unet.training import loop as training
+    from napari_unet.training import Augmentation, PatchSampler, training_planes
 
     stamps: list[float] = []
     if kind == "train":

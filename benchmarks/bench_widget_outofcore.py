@@ -2,14 +2,14 @@
 
 Usage::
 
-    python benchmarks/bench_widget_outofcore.py [--shape 16,1024,1024] [--chunk 512]
+    python benchmarks/bench_widget_largescale.py [--shape 16,1024,1024] [--chunk 512]
 
 A uint16 nuclei stack is written to a zarr store and opened in napari as a
 dask array (napari itself reads only the slice on screen). The widget then
 segments the whole layer twice, each in a fresh process, side by side:
 
 * **out of core**: the widget's block path (what a layer above
-  ``_outofcore.OUT_OF_CORE_PIXELS`` takes), labels written to a zarr store;
+  ``_largescale.OUT_OF_CORE_PIXELS`` takes), labels written to a zarr store;
 * **in memory**: the same layer forced through the in-memory path.
 
 Printed: the peak resident memory each run adds over the viewer with
@@ -40,9 +40,9 @@ def child(mode: str, store: str, results: str) -> dict:
     from qtpy.QtWidgets import QApplication
 
     from _common import PeakRSS
-    from napari_unet._widgets import _outofcore
+    from napari_unet._widgets import _largescale
 
-    _outofcore.OUT_OF_CORE_PIXELS = 0 if mode == "out of core" else np.inf
+    _largescale.OUT_OF_CORE_PIXELS = 0 if mode == "out of core" else np.inf
     viewer = napari.Viewer()
     viewer.add_image(da.from_zarr(store), name="stack")
     app = QApplication.instance()

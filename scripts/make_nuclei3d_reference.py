@@ -32,7 +32,7 @@ what a 2D model cannot see: the nucleus above and below each plane.
    returns for a stack).
 
 Everything is deterministic (no random numbers), and the TIFF is written
-with :func:`napari_unet.io.write_tiff_atomic` (uint16, zlib, ImageJ
+with :func:`napari_unet.tiff.write_tiff_atomic` (uint16, zlib, ImageJ
 hyperstack ZYX, the stack's voxel size), so a re-run gives the same bytes
 with the same tifffile/zlib versions. ``--png DIR`` also writes, for every
 plane, the label outlines over the image (2x enlarged) for visual checking.
@@ -169,7 +169,7 @@ def write_overlays(image: np.ndarray, labels: np.ndarray, folder: Path, planes) 
 
 
 def main() -> None:
-    from napari_unet.io import read_tiff, read_tiff_metadata, write_tiff_atomic
+    from napari_unet.tiff import read_tiff, read_tiff_metadata, write_tiff_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=OUTPUT,

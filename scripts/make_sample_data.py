@@ -32,7 +32,7 @@ import tifffile
 from skimage.io import imread
 from skimage.segmentation import relabel_sequential
 
-from napari_unet.io import read_tiff, smallest_int_dtype, write_tiff_atomic
+from napari_unet.tiff import read_tiff, smallest_int_dtype, write_tiff_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 

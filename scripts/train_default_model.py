@@ -84,7 +84,7 @@ def read_split(wheel: zipfile.ZipFile, split: str):
     import tifffile
     from PIL import Image
 
-    from napari_unet.data import split_components
+    from napari_unet.training import split_components
 
     assert split in SPLITS
     prefix = f"mnfinder/{split}/"

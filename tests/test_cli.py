@@ -12,7 +12,7 @@ import pytest
 # function before anything imports the submodule of the same name.
 from napari_unet import segment
 from napari_unet.cli import main
-from napari_unet.io import read_tiff, read_tiff_metadata, write_tiff_atomic
+from napari_unet.tiff import read_tiff, read_tiff_metadata, write_tiff_atomic
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_refuses_to_overwrite_without_flag(tmp_path, capsys, model_file):
 @pytest.mark.parametrize("case, text", [
     ("missing", "input not found"),
     ("unreadable", "cannot read image"),
-    ("axes", "--axes ZYX has 3 letters"),
+    ("axes", "axes 'ZYX' has 3 letters"),
     ("axes_order", "Y and X must be the last"),
     ("model", "Model file not found"),
     ("not_a_folder", "--output must be a folder"),

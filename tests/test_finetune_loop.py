@@ -5,7 +5,7 @@ from scipy import ndimage as ndi
 from skimage.draw import disk
 
 import napari_unet as nu
-from napari_unet.data import read_dataset
+from napari_unet.training import read_dataset
 from napari_unet.export import export_pairs
 
 

@@ -111,16 +111,16 @@ def test_lazy_stack_and_semantic_mode_match_in_memory(blob_model_path):
 
 
 def test_percentiles_are_global_per_plane_not_per_chunk(blob_model_path):
-    from napari_unet._blocks import plane_range
+    from napari_unet.largescale.blocks import plane_range
     from napari_unet.largescale import _plan
+    from napari_unet.settings import split_options
     from napari_unet.prediction import plane_range as in_memory_range
 
     image = blob_image(0, shape=(2100, 2000))  # > 4M px: the strided subsample
     image[:300] = 60000  # one bright band: chunk-wise percentiles would differ
-    plan, src = _plan(image, blob_model_path, None, channel_axis=None, channels=None,
-                      tile_size=None, overlap=32, batch_size=16, halo=64, block_size=512,
-                      exact=False, mode="instance", threshold=None, boundary_threshold=None,
-                      min_size=None, normalize=True, percentiles=None)
+    settings = split_options({"block_size": 512}, allowed=("prediction", "labelling", "blocks"))
+    plan, src = _plan(image, blob_model_path, None, axes=None, channel_axis=None, channels=None,
+                      settings=settings)
     np.testing.assert_array_equal(plane_range(src, plan, ()),
                                   np.stack(in_memory_range(image[..., None], 1.0, 99.8)))
 
@@ -155,7 +155,7 @@ def test_refuses_to_overwrite_and_in_memory_models_on_a_cluster(tmp_path, tiny_m
 
 def test_progress_and_cancel_leave_no_partial_output(tmp_path, blob_model_path):
     import napari_unet as nu
-    from napari_unet.tiling import Cancelled
+    from napari_unet.cancel import Cancelled
 
     image = np.random.default_rng(1).random((96, 96)).astype(np.float32)
     seen = []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_unet.io import read_tiff
+from napari_unet.tiff import read_tiff
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 MIDDLE = slice(5, 25)  # planes away from the blurred top and bottom of the stack

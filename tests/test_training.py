@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_unet import load_model, read_model_info, train
-from napari_unet.data import make_targets, read_dataset, split_components
+from napari_unet.training import make_targets, read_dataset, split_components
 
 FAST = dict(base_filters=4, depth=2, patch_size=32, batch_size=4, learning_rate=1e-2,
             augment=False, jit_compile=False)

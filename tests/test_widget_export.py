@@ -10,10 +10,10 @@ pytest.importorskip("pytestqt")
 
 import tifffile  # noqa: E402
 
-from napari_unet._widgets import _edits, export  # noqa: E402
+from napari_unet._widgets import _edits, export_widget  # noqa: E402
 from napari_unet._widgets._edits import EditTracker, tracker_for  # noqa: E402
-from napari_unet._widgets.export import ExportWidget, edited_boxes  # noqa: E402
-from napari_unet.data import read_dataset  # noqa: E402
+from napari_unet._widgets.export_widget import ExportWidget, edited_boxes  # noqa: E402
+from napari_unet.training import read_dataset  # noqa: E402
 
 TIMEOUT = 30_000
 
@@ -23,7 +23,7 @@ def notes(monkeypatch):
     """Notifications shown by the widget, as (kind, message)."""
     shown = []
     for kind in ("error", "info"):
-        monkeypatch.setattr(export, f"show_{kind}",
+        monkeypatch.setattr(export_widget, f"show_{kind}",
                             lambda msg, kind=kind: shown.append((kind, str(msg))))
     return shown
 
@@ -108,7 +108,7 @@ def test_edited_slices_and_regions(make_napari_viewer, tmp_path, notes, monkeypa
     assert [(p["slice"], p["hand_corrected"]) for p in written] == [([2], True)]
 
     widget.scope.value = "edited regions"
-    monkeypatch.setattr(export, "MIN_CROP", 48)
+    monkeypatch.setattr(export_widget, "MIN_CROP", 48)
     written = widget.export()
     # The edited 32-px tile, one tile of margin (clipped at 0), grown to 48 px.
     assert [(p["slice"], p["region"]) for p in written] == [([2], [0, 64, 0, 64])]
@@ -139,7 +139,7 @@ def test_current_slice_of_lazy_stack_in_worker(make_napari_viewer, qtbot, tmp_pa
                      axis_labels=("z", "c", "y", "x"))
     viewer.add_labels(truth[:, 0], name="multi labels")
     widget = open_widget(viewer, tmp_path / "ds")
-    monkeypatch.setattr(export, "WORKER_PIXELS", 0)
+    monkeypatch.setattr(export_widget, "WORKER_PIXELS", 0)
     viewer.dims.set_current_step(0, 3)
     widget.scope.value = "current"
     worker = widget.export()

@@ -17,8 +17,9 @@ pytest.importorskip("pytestqt")
 from napari.layers import Labels  # noqa: E402
 
 import napari_unet  # noqa: E402
-from napari_unet import probabilities_to_labels, save_model, tiling  # noqa: E402
-from napari_unet._widgets import SegmentWidget, segment  # noqa: E402
+import napari_unet.pipeline  # noqa: E402,F401 - binds the real predict_probabilities before tests patch it
+from napari_unet import engine, probabilities_to_labels, save_model  # noqa: E402
+from napari_unet._widgets import SegmentWidget, segment_widget  # noqa: E402
 from napari_unet._widgets._models import LOAD_ENTRY, ModelRegistry  # noqa: E402
 
 TIMEOUT = 60_000  # ms; the machine may be busy
@@ -39,7 +40,7 @@ def notes(monkeypatch):
     """Notifications shown by the widget, as (kind, message)."""
     shown = []
     for kind in ("error", "warning", "info"):
-        monkeypatch.setattr(segment, f"show_{kind}",
+        monkeypatch.setattr(segment_widget, f"show_{kind}",
                             lambda msg, kind=kind: shown.append((kind, str(msg))))
     return shown
 
@@ -48,13 +49,13 @@ def notes(monkeypatch):
 def net_calls(monkeypatch):
     """Counts network calls (one per batch of tiles)."""
     calls = []
-    original = tiling.run_model
+    original = engine.run_model
 
     def counted(model, batch):
         calls.append(len(batch))
         return original(model, batch)
 
-    monkeypatch.setattr(tiling, "run_model", counted)
+    monkeypatch.setattr(engine, "run_model", counted)
     return calls
 
 
@@ -219,14 +220,14 @@ def test_cancel_is_prompt_and_adds_nothing(make_napari_viewer, qtbot, model_file
     viewer.add_image(blobs((160, 160)), name="big")
     widget = open_widget(viewer, model_file)
     widget.tile_size.value, widget.overlap.value = 32, 0  # 25 tiles: 4 batches
-    original, calls = tiling.run_model, []
+    original, calls = engine.run_model, []
 
     def slow(model, batch):
         calls.append(time.perf_counter())
         time.sleep(0.3)
         return original(model, batch)
 
-    monkeypatch.setattr(tiling, "run_model", slow)
+    monkeypatch.setattr(engine, "run_model", slow)
     before = list(viewer.layers)
     widget.run()
     # Cancel during the 2nd batch (the 1st one may include tracing the model).
@@ -369,13 +370,13 @@ def test_result_fills_the_layer_prepared_at_the_start(make_napari_viewer, qtbot,
     viewer = make_napari_viewer()
     viewer.add_image(blobs((96, 96)), name="cells", scale=(2.0, 0.5))
     widget = open_widget(viewer, model_file)
-    original, seen = tiling.run_model, []
+    original, seen = engine.run_model, []
 
     def spy(model, batch):
         seen.append([(layer.name, layer.visible) for layer in viewer.layers])
         return original(model, batch)
 
-    monkeypatch.setattr(tiling, "run_model", spy)
+    monkeypatch.setattr(engine, "run_model", spy)
     run(qtbot, widget)
     assert ("cells labels", False) in seen[0]  # Prepared, hidden, before the first batch.
     labels = viewer.layers["cells labels"]
@@ -399,10 +400,10 @@ def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_fi
     import dask.array as da
     import zarr
 
-    from napari_unet._widgets import _job, _outofcore
+    from napari_unet._widgets import _job, _largescale
 
-    monkeypatch.setenv(_outofcore.RESULTS_ENV, str(tmp_path / "results"))
-    monkeypatch.setattr(_outofcore, "OUT_OF_CORE_PIXELS", 100 * 100)  # "huge" = over 10k px
+    monkeypatch.setenv(_largescale.RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.setattr(_largescale, "OUT_OF_CORE_PIXELS", 100 * 100)  # "huge" = over 10k px
     # The in-memory path must not run: it would hold the whole image.
     monkeypatch.setattr(_job.prediction, "predict_probabilities",
                         lambda *a, **k: pytest.fail("whole image loaded in memory"))

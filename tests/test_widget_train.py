@@ -14,10 +14,11 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 import napari_unet  # noqa: E402
-from napari_unet import ModelInfo, read_model_info, save_model, training  # noqa: E402
-from napari_unet._widgets import _models, train  # noqa: E402
+from napari_unet import ModelInfo, read_model_info, save_model  # noqa: E402
+from napari_unet.training import loop as training  # noqa: E402
+from napari_unet._widgets import _models, train_widget  # noqa: E402
 from napari_unet._widgets._models import ModelRegistry  # noqa: E402
-from napari_unet._widgets.train import TrainWidget, default_output_path  # noqa: E402
+from napari_unet._widgets.train_widget import TrainWidget, default_output_path  # noqa: E402
 from napari_unet.export import export_pairs  # noqa: E402
 
 TIMEOUT = 120_000  # ms; the machine may be busy
@@ -43,7 +44,7 @@ def start_file(tmp_path_factory):
 def notes(monkeypatch):
     shown = []
     for kind in ("error", "info"):
-        monkeypatch.setattr(train, f"show_{kind}",
+        monkeypatch.setattr(train_widget, f"show_{kind}",
                             lambda msg, kind=kind: shown.append((kind, str(msg))))
     return shown
 
@@ -174,7 +175,7 @@ def test_bad_settings_are_notified(make_napari_viewer, start_file, notes, tmp_pa
     widget.output.value = taken
     assert widget.start() is None and "never overwritten" in notes[-1][1]
     assert widget.base_filters.native.isHidden()  # only shown for new U-Nets
-    widget.start_model.value = train.SCRATCH
+    widget.start_model.value = train_widget.SCRATCH
     assert not widget.base_filters.native.isHidden()
     assert widget.output.value == taken  # the user's choice is kept
     assert not widget.busy and all(kind == "error" for kind, _ in notes)

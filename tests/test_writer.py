@@ -1,4 +1,4 @@
-"""Labels writer (npe2) and the atomic TIFF helpers in napari_unet.io."""
+"""Labels writer (npe2) and the atomic TIFF helpers in napari_unet.tiff."""
 
 import os
 import subprocess
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import io as nio
+from napari_unet import tiff as nio
 from napari_unet._writer import write_labels
-from napari_unet.io import read_tiff, read_tiff_metadata, smallest_int_dtype, write_tiff_atomic
+from napari_unet.tiff import read_tiff, read_tiff_metadata, smallest_int_dtype, write_tiff_atomic
 
 
 def _labels(shape, n, dtype, rng):
@@ -203,7 +203,7 @@ def test_io_writer_and_samples_stay_headless():
     """The writer, the sample loaders and io import neither napari nor Qt."""
     code = (
         "import sys, numpy as np\n"
-        "import napari_unet.io, napari_unet._writer, napari_unet._sample_data as s\n"
+        "import napari_unet.tiff, napari_unet._writer, napari_unet._sample_data as s\n"
         "s.nuclei_2d(); s.nuclei_3d()\n"
         "heavy = {'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'vispy',\n"
         "         'tensorflow', 'keras'}\n"

@@ -20,12 +20,6 @@ __version__ = "0.1.0"
 # OpenGL driver's in napari's process (see _tf_isolation).
 _isolate_tensorflow()
 
-# Bind segment() eagerly: importing the submodule napari_unet.segment later
-# would otherwise replace the lazily exported function by the module.
-from . import segment as _segment_module  # noqa: E402
-
-segment = _segment_module.segment
-
 _EXPORTS = {
     "build_unet": "model",
     "REFERENCE_PARAMS": "model",
@@ -38,17 +32,17 @@ _EXPORTS = {
     "predict_probabilities": "prediction",
     "prepare_image": "prediction",
     "probabilities_to_labels": "postprocess",
-    "segment": "segment",
+    "segment": "pipeline",
     "segment_zarr": "largescale",
     "segment_dask": "largescale",
-    "Cancelled": "tiling",
+    "Cancelled": "cancel",
     "normalize_percentile": "normalize",
     "percentile_range": "normalize",
     "train": "training",
     "TrainingResult": "training",
-    "Augmentation": "data",
-    "read_dataset": "data",
-    "make_targets": "data",
+    "Augmentation": "training",
+    "read_dataset": "training",
+    "make_targets": "training",
     "evaluate": "metrics",
     "dice": "metrics",
     "match_instances": "metrics",

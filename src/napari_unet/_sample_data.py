@@ -11,7 +11,7 @@ from importlib.resources import as_file, files
 
 import numpy as np
 
-from .io import read_tiff, read_tiff_metadata
+from .tiff import read_tiff, read_tiff_metadata
 
 __all__ = ["nuclei_2d", "nuclei_3d", "sample_path"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import normalize_unit, smallest_int_dtype, write_tiff_atomic
+from .tiff import normalize_unit, smallest_int_dtype, write_tiff_atomic
 
 __all__ = ["write_labels"]
 

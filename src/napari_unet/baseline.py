@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .normalize import DEFAULT_PERCENTILES
+
 
 def otsu_watershed(
     image,
@@ -19,7 +21,7 @@ def otsu_watershed(
     sigma: float = 1.0,
     min_size: int = 16,
     split_h: float = 2.0,
-    normalize_percentiles: tuple[float, float] = (1.0, 99.8),
+    normalize_percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
 ) -> np.ndarray:
     """Segment bright nuclei with Otsu thresholding and a watershed.
 

@@ -51,18 +51,15 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def parse_axes(axes: str, ndim: int) -> int | None:
-    """Validate an axes string (e.g. ``ZYX``, ``TYX``, ``YXC``) and return the
-    channel axis. The last two non-channel axes must be ``Y`` and ``X``."""
-    axes = axes.upper().replace("S", "C")
-    if len(axes) != ndim:
-        raise CLIError(f"--axes {axes} has {len(axes)} letters but the image has {ndim} "
-                       "dimensions")
-    if len(set(axes)) != len(axes) or set(axes) - set("TZCYX"):
-        raise CLIError(f"--axes {axes}: use each of T, Z, C, Y, X at most once")
-    if axes.replace("C", "")[-2:] != "YX":
-        raise CLIError(f"--axes {axes}: Y and X must be the last spatial axes")
-    return axes.index("C") if "C" in axes else None
+def parse_axes(axes: str, ndim: int) -> str:
+    """Validate an ``--axes`` string (e.g. ``ZYX``, ``TYX``, ``YXC``) for an
+    array of ``ndim`` dimensions; return its letters."""
+    from .axes import resolve_axes
+
+    try:
+        return resolve_axes(ndim, axes).letters
+    except ValueError as err:
+        raise CLIError(f"--axes: {err}") from None
 
 
 def read_input(path: Path):
@@ -77,7 +74,7 @@ def read_input(path: Path):
             raise CLIError(f"cannot read zarr array {path}: {_first_line(err)}") from None
     import tifffile
 
-    from .io import read_tiff_metadata
+    from .tiff import read_tiff_metadata
 
     try:
         with tifffile.TiffFile(path) as tif:
@@ -86,11 +83,22 @@ def read_input(path: Path):
         meta = read_tiff_metadata(path)
     except Exception as err:
         raise CLIError(f"cannot read image {path}: {_first_line(err)}") from None
-    # tifffile's axis letters: S = samples (RGB), Q/I = unknown -> leading axes.
-    axes = "".join("C" if a == "S" else ("Z" if a in "QI" else a) for a in axes)
-    if len(set(axes)) != len(axes) or set(axes) - set("TZCYX"):
-        axes = None
-    return data, axes, meta.scale, meta.unit
+    return data, file_axes(axes, data.ndim), meta.scale, meta.unit
+
+
+def file_axes(letters: str, ndim: int) -> str | None:
+    """The axes a TIFF file declares, if they are usable, else None.
+
+    tifffile's letters: ``S`` = samples (RGB), ``Q``/``I`` = unknown (read as
+    Z, a plain stack of planes).
+    """
+    from .axes import resolve_axes
+
+    letters = "".join("C" if a == "S" else ("Z" if a in "QI" else a) for a in letters)
+    try:
+        return resolve_axes(ndim, letters, announce=False).letters
+    except ValueError:
+        return None
 
 
 def _first_line(err: Exception) -> str:
@@ -111,9 +119,9 @@ def cmd_segment(args) -> int:
 
     # Via the package: importing the submodule first would leave
     # ``napari_unet.segment`` bound to the module instead of the function.
-    from . import segment
-    from .io import write_tiff_atomic
-    from .largescale import cached_model
+    from .pipeline import segment
+    from .model_io import load_model_cached
+    from .tiff import write_tiff_atomic
 
     inputs = expand_inputs(args.inputs)
     out_dir = Path(args.output)
@@ -125,7 +133,7 @@ def cmd_segment(args) -> int:
         raise CLIError(f"output exists (use --overwrite to replace it): {clash[0]}")
     if len(set(targets)) != len(targets):
         raise CLIError("two inputs have the same name; segment them into different folders")
-    model, info = cached_model(args.model)  # loaded once for all files
+    model, info = load_model_cached(args.model)  # loaded once for all files
     channels = _channels(args.channel)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = tqdm(list(zip(inputs, targets, strict=True)), desc="files", unit="file",
@@ -133,14 +141,13 @@ def cmd_segment(args) -> int:
     for path, target in files:
         data, axes, scale, unit = read_input(path)
         if args.axes:
-            channel_axis = parse_axes(args.axes, data.ndim)
-            axes = args.axes.upper().replace("S", "C")
-        else:
-            channel_axis = axes.index("C") if axes and "C" in axes else None
-        kwargs = dict(info=info, mode="semantic" if args.semantic else "instance",
+            axes = parse_axes(args.axes, data.ndim)
+        channel_axis = axes.index("C") if axes and "C" in axes else None
+        kwargs = dict(info=info, axes=axes, channels=channels,
+                      mode="semantic" if args.semantic else "instance",
                       threshold=args.threshold, min_size=args.min_size,
-                      channel_axis=channel_axis, channels=channels, tile_size=args.tile_size,
-                      overlap=args.overlap, batch_size=args.batch_size)
+                      tile_size=args.tile_size, overlap=args.overlap,
+                      batch_size=args.batch_size)
         if is_zarr(path):
             from .largescale import segment_zarr
 
@@ -227,7 +234,7 @@ def _read_labels(path):
 
             data = zarr.open_array(str(path), mode="r")[...]
         else:
-            from .io import read_tiff
+            from .tiff import read_tiff
 
             data = read_tiff(path)[0]
     except Exception as err:
@@ -250,8 +257,8 @@ def cmd_info(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .data import read_dataset
-    from .training import train
+    from .training.data import read_dataset
+    from .training.loop import train
 
     out = Path(args.output)
     if out.suffix != ".keras":
@@ -372,7 +379,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .model_io import ModelFileError
-    from .tiling import Cancelled
+    from .cancel import Cancelled
 
     try:
         return args.func(args)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
-from .io import smallest_int_dtype, write_tiff_atomic
+from .tiff import smallest_int_dtype, write_tiff_atomic
 
 MANIFEST = "dataset.json"
 FORMAT = "napari-unet-dataset"

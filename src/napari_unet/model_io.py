@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_write
+from .normalize import DEFAULT_PERCENTILES
 
 METADATA_MEMBER = "napari_unet.json"
 FORMAT_VERSION = 1
@@ -47,7 +50,8 @@ class ModelInfo:
         Edge of the square training patches; the default prediction tile.
     normalization : dict
         Intensity normalization applied before the network:
-        ``{"method": "percentile", "low": 1.0, "high": 99.8}``.
+        ``{"method": "percentile", "low": 1.0, "high": 99.8}`` (see
+        :data:`napari_unet.normalize.DEFAULT_PERCENTILES`).
     thresholds : dict
         Default probability thresholds per output name.
     min_size : int
@@ -68,7 +72,8 @@ class ModelInfo:
     outputs: list[str] = field(default_factory=lambda: ["foreground"])
     tile_size: int = 128
     normalization: dict[str, Any] = field(
-        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
+        default_factory=lambda: {"method": "percentile", "low": DEFAULT_PERCENTILES[0],
+                                 "high": DEFAULT_PERCENTILES[1]}
     )
     thresholds: dict[str, float] = field(
         default_factory=lambda: {"foreground": 0.5, "boundary": 0.5}
@@ -80,6 +85,13 @@ class ModelInfo:
     training: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     format_version: int = FORMAT_VERSION
+
+    @property
+    def percentiles(self) -> tuple[float, float]:
+        """``(low, high)`` normalization percentiles (the defaults where unset)."""
+        norm = self.normalization or {}
+        return (float(norm.get("low", DEFAULT_PERCENTILES[0])),
+                float(norm.get("high", DEFAULT_PERCENTILES[1])))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,6 +217,76 @@ def load_model(path=None, *, with_info: bool = False):
         info = ModelInfo.from_model(model, name=path.stem)
     _check_consistent(model, info, path)
     return (model, info) if with_info else model
+
+
+# The one cache of loaded networks in a process (CLI runs over many files,
+# dask workers, the napari worker process): keyed by file identity, so a
+# retrained file is reloaded; bounded, because each model holds its weights
+# and traced graphs. Cached models are only ever used for inference;
+# training works on a copy.
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+#: Models kept loaded per process.
+CACHE_SIZE = 2
+
+
+def load_model_cached(path=None):
+    """``(keras_model, ModelInfo)``, loaded once per process and file version.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A model file; None for the shipped default model.
+
+    Returns
+    -------
+    (keras.Model, ModelInfo)
+        Shared with other callers: never train or modify it in place.
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    checked = _check_file(path) if path.exists() or path != default_model_path() else None
+    if checked is None:
+        return load_model(None, with_info=True)  # raises the "not installed" message
+    stat = checked.stat()
+    key = (str(checked.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _CACHE_LOCK:  # threads of one process must not load a file twice
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        loaded = load_model(checked, with_info=True)
+        _CACHE[key] = loaded
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget every cached model (frees their memory once unreferenced)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def resolve_model(model=None, info: ModelInfo | None = None):
+    """``(keras_model, ModelInfo)`` from a Keras model, a model file or None.
+
+    Parameters
+    ----------
+    model : keras.Model, str, Path or None
+        A model object (its metadata is ``info`` or inferred from its
+        shapes), a file (loaded through :func:`load_model_cached`), or None
+        for the shipped default model.
+    info : ModelInfo, optional
+        Metadata overriding what the file holds or the shapes say.
+    """
+    if model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        loaded, file_info = load_model_cached(model)
+        return loaded, info or file_info
+    return model, info or ModelInfo.from_model(model)
 
 
 def _check_file(path) -> Path:

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Default ``(low, high)`` percentiles mapped to 0 and 1. Models store their
+#: own in :attr:`napari_unet.ModelInfo.normalization`; this is the one place
+#: the default is written.
+DEFAULT_PERCENTILES = (1.0, 99.8)
+
 #: Above this many pixels, percentiles are estimated on a regular subsample:
 #: exact to well under 0.1 % of the range on microscopy images, and it keeps
 #: the cost of normalizing a 8192x8192 plane to a few milliseconds.
@@ -28,7 +33,8 @@ def check_dtype(image) -> None:
         raise ValueError(f"Unsupported image dtype {dtype}: expected an integer or float image.")
 
 
-def percentile_range(data, low: float = 1.0, high: float = 99.8) -> tuple[float, float]:
+def percentile_range(data, low: float = DEFAULT_PERCENTILES[0],
+                     high: float = DEFAULT_PERCENTILES[1]) -> tuple[float, float]:
     """Robust intensity range of an array, ignoring NaN and infinities.
 
     Parameters
@@ -81,7 +87,8 @@ def apply_range(data, lo, hi, out_dtype=np.float32) -> np.ndarray:
     return out
 
 
-def normalize_percentile(data, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+def normalize_percentile(data, low: float = DEFAULT_PERCENTILES[0],
+                         high: float = DEFAULT_PERCENTILES[1]) -> np.ndarray:
     """Percentile-normalize an array to float32 (see :func:`percentile_range`)."""
     lo, hi = percentile_range(data, low, high)
     return apply_range(data, lo, hi)

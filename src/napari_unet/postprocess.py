@@ -26,8 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .cancel import Cancelled, is_cancelled
 from .model_io import ModelInfo
-from .tiling import Cancelled, is_cancelled
+from .settings import LabelSettings, split_options
 
 
 def probabilities_to_labels(
@@ -35,14 +36,9 @@ def probabilities_to_labels(
     *,
     info: ModelInfo | None = None,
     outputs: Sequence[str] | None = None,
-    mode: str = "instance",
-    threshold: float | None = None,
-    boundary_threshold: float | None = None,
-    min_size: int | None = None,
-    fill_holes: bool = True,
-    split: bool = True,
-    split_h: float = 2.0,
+    settings: LabelSettings | None = None,
     cancel=None,
+    **options,
 ) -> np.ndarray:
     """Turn probability maps into a mask or instance labels.
 
@@ -54,38 +50,32 @@ def probabilities_to_labels(
         Supplies output names and default thresholds / minimum size.
     outputs : list of str, optional
         Names of the channels of ``probs`` (``"foreground"``, ``"boundary"``).
-    mode : {'instance', 'semantic'}
-        Instance labels (1..N, unique over a whole stack) or a 0/1 mask.
-    threshold : float
-        Foreground probability threshold (default 0.5 or the model's).
-    boundary_threshold : float
-        Boundary probability above which a pixel cannot seed an object.
-    min_size : int
-        Objects smaller than this many pixels are removed.
-    fill_holes : bool
-        Fill holes inside objects.
-    split : bool
-        Split touching objects with a watershed (instance mode).
-    split_h : float
-        Distance-transform seeding only: minimum depth, in pixels, of the
-        saddle between two object centres for them to be split.
+    settings : LabelSettings, optional
+        Mode, thresholds, minimum size, hole filling and splitting (see
+        :class:`~napari_unet.settings.LabelSettings`); unset thresholds and
+        minimum size come from ``info``.
     cancel : callable or threading.Event, optional
         Checked before each plane of a stack; raises
         :class:`~napari_unet.Cancelled`.
+    **options
+        Fields of :class:`~napari_unet.settings.LabelSettings` given one by
+        one (``threshold=0.4, min_size=30``), overriding ``settings``.
 
     Returns
     -------
     ndarray
-        ``int32`` instance labels or ``uint8`` mask with the spatial shape.
+        ``int32`` instance labels (ids unique over a whole stack) or ``uint8``
+        mask with the spatial shape.
     """
+    settings = split_options(options, labelling=settings, allowed=("labelling",),
+                             caller="probabilities_to_labels()")["labelling"]
     probs = np.asarray(probs)
     if probs.ndim == 2:
         probs = probs[None]
     if probs.ndim < 3:
         raise ValueError(f"Expected probabilities of shape (C, ..., Y, X), got {probs.shape}")
-    if mode not in ("instance", "semantic"):
-        raise ValueError(f"mode must be 'instance' or 'semantic', got {mode!r}")
     info = info or ModelInfo()
+    settings = settings.resolved(info)
     outputs = list(outputs or info.outputs)
     if len(outputs) != probs.shape[0]:
         outputs = ["foreground", "boundary"][: probs.shape[0]] if probs.shape[0] <= 2 else (
@@ -95,20 +85,13 @@ def probabilities_to_labels(
         raise ValueError(f"The model has no 'foreground' output (outputs: {outputs}).")
     fg_prob = probs[outputs.index("foreground")]
     bnd_prob = probs[outputs.index("boundary")] if "boundary" in outputs else None
-    threshold = info.thresholds.get("foreground", 0.5) if threshold is None else threshold
-    boundary_threshold = (info.thresholds.get("boundary", 0.5)
-                          if boundary_threshold is None else boundary_threshold)
-    min_size = info.min_size if min_size is None else int(min_size)
 
     spatial = fg_prob.shape
-    dtype = np.uint8 if mode == "semantic" else np.int32
+    dtype = np.uint8 if settings.mode == "semantic" else np.int32
 
     def plane(index):
-        return _label_plane(
-            fg_prob[index], None if bnd_prob is None else bnd_prob[index], mode=mode,
-            threshold=threshold, boundary_threshold=boundary_threshold, min_size=min_size,
-            fill_holes=fill_holes, split=split, split_h=split_h,
-        )
+        return _label_plane(fg_prob[index], None if bnd_prob is None else bnd_prob[index],
+                            settings)
 
     if len(spatial) == 2:
         return plane(())
@@ -118,12 +101,27 @@ def probabilities_to_labels(
         if is_cancelled(cancel):
             raise Cancelled("Post-processing cancelled")
         labels = plane(index)
-        if mode == "instance":
-            n = int(labels.max(initial=0))
-            labels[labels > 0] += offset  # ids unique over the whole stack
-            offset += n
+        if settings.mode == "instance":
+            offset = offset_ids(labels, offset)
         out[index] = labels
     return out
+
+
+def offset_ids(labels: np.ndarray, offset: int) -> int:
+    """Shift the ids of ``labels`` (1..n) past ``offset``, in place.
+
+    The one way ids are made unique across planes, tiles or runs: each new
+    part's ids start after the largest id so far.
+
+    Returns
+    -------
+    int
+        The new largest id (``offset`` when ``labels`` is empty).
+    """
+    top = int(labels.max(initial=0))
+    if offset and top:
+        labels[labels > 0] += labels.dtype.type(offset)
+    return offset + top if top else offset
 
 
 # Chunk size for look-up-table passes: bounds temporaries to ~16 MB whatever
@@ -163,18 +161,19 @@ def _drop_small_and_relabel(labels: np.ndarray, min_size: int) -> int:
     return n
 
 
-def _label_plane(prob, bnd_prob, *, mode, threshold, boundary_threshold, min_size,
-                 fill_holes, split, split_h) -> np.ndarray:
+def _label_plane(prob, bnd_prob, settings: LabelSettings) -> np.ndarray:
+    min_size = settings.min_size
     labels = np.empty(prob.shape, dtype=np.int32)
-    ndi.label(prob > threshold, output=labels)
+    ndi.label(prob > settings.threshold, output=labels)
     n = _drop_small_and_relabel(labels, min_size)
-    split = split and mode == "instance"
-    if n and (fill_holes or split):
-        seeds = bnd_prob < boundary_threshold if split and bnd_prob is not None else None
-        if _refine_objects(labels, n, fill_holes=fill_holes, split=split, seeds=seeds,
-                           elevation=bnd_prob, min_size=min_size, split_h=split_h):
+    split = settings.split and settings.mode == "instance"
+    if n and (settings.fill_holes or split):
+        seeds = (bnd_prob < settings.boundary_threshold
+                 if split and bnd_prob is not None else None)
+        if _refine_objects(labels, n, fill_holes=settings.fill_holes, split=split, seeds=seeds,
+                           elevation=bnd_prob, min_size=min_size, split_h=settings.split_h):
             _drop_small_and_relabel(labels, min_size)
-    if mode == "semantic":
+    if settings.mode == "semantic":
         return np.greater(labels, 0, out=np.empty(prob.shape, dtype=np.uint8), casting="unsafe")
     return labels
 

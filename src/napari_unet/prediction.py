@@ -1,11 +1,11 @@
 """N-D prediction: stacks, time-lapses and channels around the 2D tiler.
 
-The 2D model is applied plane by plane over the last two spatial axes;
-every leading axis (Z, T, ...) is iterated. A channel axis, if any, is named
-explicitly, and channels are selected or combined explicitly: a 3-channel
-image is never silently reduced to one channel for a 1-channel model.
-numpy and dask arrays are both accepted; a dask array is computed one plane
-at a time.
+The 2D model is applied plane by plane over the Y and X axes; every other
+spatial axis (Z, T) is iterated. Which axis is which comes from the one
+axes resolver (:func:`napari_unet.axes.resolve_axes`). Channels are selected
+or combined explicitly: a 3-channel image is never silently reduced to one
+channel for a 1-channel model. numpy, zarr and dask arrays are accepted; lazy
+arrays are read one plane at a time.
 """
 
 from __future__ import annotations
@@ -15,20 +15,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model_io import ModelInfo
+from .axes import Axes, resolve_axes
+from .model_io import ModelInfo, resolve_model
 from .normalize import check_dtype, percentile_range
-from .tiling import ProgressCallback, count_windows, predict_plane
+from .settings import PredictionSettings, split_options
+from .tiling import ProgressCallback, check_tiling, count_windows, predict_plane
 
 
 @dataclass(frozen=True)
 class PreparedImage:
     """An image viewed as ``spatial + (C,)`` with the model's channels.
 
-    ``data`` stays lazy (numpy view or dask array); nothing is loaded here.
+    ``data`` stays lazy (numpy view, zarr or dask array); nothing is loaded
+    here. ``axes`` names the spatial axes (e.g. ``"ZYX"``), Y and X last.
     """
 
     data: object
     spatial_shape: tuple[int, ...]
+    axes: str = ""
 
     @property
     def plane_indices(self):
@@ -56,24 +60,32 @@ def prepare_image(
     image,
     in_channels: int,
     *,
+    axes: str | Axes | None = None,
     channel_axis: int | None = None,
     channels: Sequence[int] | str | None = None,
+    rgb: bool = False,
 ) -> PreparedImage:
     """Validate an image and move/select its channels for the model.
 
     Parameters
     ----------
     image : array-like (numpy, dask, zarr)
-        2D or N-D image. Without ``channel_axis`` it is single-channel and
-        its last two axes are Y and X.
+        2D or N-D image.
     in_channels : int
         Channels the model reads.
+    axes : str or Axes, optional
+        Letters from ``TZCYX``, one per axis of ``image`` (see
+        :func:`napari_unet.axes.resolve_axes`, which also gives the
+        defaults: 2D ``YX``, 3D ``ZYX``, 4D ``TZYX``).
     channel_axis : int, optional
-        Axis holding channels (e.g. -1 for RGB/RGBA).
+        Axis holding channels (e.g. -1 for RGB/RGBA), when ``axes`` is not
+        given.
     channels : list of int or 'mean', optional
         Which channels to feed the model, in order, or ``'mean'`` to average
         all channels into one. Required when the image's channel count
         differs from the model's.
+    rgb : bool
+        The last axis holds RGB(A) channels.
 
     Raises
     ------
@@ -86,22 +98,20 @@ def prepare_image(
     shape = tuple(int(s) for s in image.shape)
     if 0 in shape:
         raise ValueError(f"The image is empty (shape {shape}).")
+    if len(shape) < 2:
+        raise ValueError(f"Expected at least a 2D image (Y, X), got shape {shape}.")
+    resolved = resolve_axes(shape, axes, channel_axis=channel_axis, rgb=rgb)
     data = image
-    if channel_axis is not None:
-        if not -len(shape) <= channel_axis < len(shape):
-            raise ValueError(f"channel_axis {channel_axis} is out of range for shape {shape}.")
-        data = _moveaxis(data, channel_axis, -1)
+    if resolved.channel_axis is not None:
+        data = _moveaxis(data, resolved.channel_axis, -1)
     else:
         data = data[..., None]
         if channels not in (None, [0], (0,)):
-            raise ValueError("channels= needs channel_axis= to say which axis holds channels.")
+            raise ValueError("channels= needs a channel axis (axes with 'C', or channel_axis=).")
     spatial = tuple(int(s) for s in data.shape[:-1])
     if len(spatial) < 2:
-        raise ValueError(
-            f"Expected at least a 2D image (Y, X), got shape {shape}"
-            + (f" with channel_axis={channel_axis}" if channel_axis is not None else "")
-            + "."
-        )
+        raise ValueError(f"Expected at least a 2D image (Y, X) besides channels, got shape "
+                         f"{shape} with axes {resolved.letters}.")
     n = int(data.shape[-1])
     if isinstance(channels, str):
         if channels != "mean":
@@ -120,7 +130,7 @@ def prepare_image(
             data = data[..., channels]
     elif n != in_channels:
         raise _channel_count_error(n, in_channels)
-    return PreparedImage(data=data, spatial_shape=spatial)
+    return PreparedImage(data=data, spatial_shape=spatial, axes=resolved.spatial)
 
 
 def _moveaxis(data, source, dest):
@@ -151,7 +161,7 @@ def plane_range(plane: np.ndarray, low: float, high: float):
     return np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
 
 
-def intensity_range(image, model=None, *, channel_axis=None, channels=None,
+def intensity_range(image, model=None, *, axes=None, channel_axis=None, channels=None,
                     percentiles=None, info: ModelInfo | None = None):
     """The ``(lo, hi)`` normalization range of one 2D image, per model input channel.
 
@@ -162,12 +172,11 @@ def intensity_range(image, model=None, *, channel_axis=None, channels=None,
     model, info = resolve_model(model, info)
     from .model import model_channels
 
-    prep = prepare_image(image, model_channels(model)[0], channel_axis=channel_axis,
+    prep = prepare_image(image, model_channels(model)[0], axes=axes, channel_axis=channel_axis,
                          channels=channels)
     if prep.n_planes != 1:
         raise ValueError(f"intensity_range needs one 2D image, got {prep.n_planes} planes")
-    low, high = percentiles or (info.normalization.get("low", 1.0),
-                                info.normalization.get("high", 99.8))
+    low, high = percentiles or info.percentiles
     return plane_range(prep.plane(next(iter(prep.plane_indices))), low, high)
 
 
@@ -175,48 +184,31 @@ def predict_probabilities(
     image,
     model=None,
     *,
+    axes: str | Axes | None = None,
     channel_axis: int | None = None,
     channels: Sequence[int] | str | None = None,
-    tile_size: int | None = None,
-    overlap: int = 32,
-    batch_size: int = 16,
-    normalize: bool = True,
-    percentiles: tuple[float, float] | None = None,
-    normalize_scope: str = "plane",
-    intensity_range=None,
+    rgb: bool = False,
+    settings: PredictionSettings | None = None,
     info: ModelInfo | None = None,
     progress: ProgressCallback | None = None,
     cancel=None,
+    **options,
 ) -> np.ndarray:
     """Probability maps of a U-Net over an image of any size and dimension.
 
     Parameters
     ----------
     image : array-like
-        2D ``(Y, X)`` image or stack ``(..., Y, X)`` (Z, T, T+Z ...), numpy
-        or dask; with ``channel_axis`` for multichannel/RGB data.
+        2D ``(Y, X)`` image or stack (Z, T, T+Z ...), numpy, zarr or dask,
+        with a channel axis for multichannel/RGB data.
     model : keras.Model or str or Path, optional
         The network, a ``.keras`` file, or None for the shipped default.
-    channel_axis, channels
-        See :func:`prepare_image`.
-    tile_size : int, optional
-        Window edge in pixels; defaults to the model's training tile (128).
-    overlap : int
-        Overlap between neighbouring windows (blended with a cosine taper).
-    batch_size : int
-        Windows per network call. 16 is a good CPU default at 128 px.
-    normalize : bool
-        Percentile-normalize intensities (as the model was trained).
-    percentiles : (low, high), optional
-        Defaults to the model's metadata (1, 99.8).
-    normalize_scope : {'plane', 'stack'}
-        Compute percentiles per 2D plane (robust to bleaching over time) or
-        once over the whole stack (preserves intensity trends).
-    intensity_range : (lo, hi), optional
-        Map ``lo`` to 0 and ``hi`` to 1 in every plane instead of computing
-        percentiles from ``image``; e.g. :func:`intensity_range` of the whole
-        plane when ``image`` is a crop of it, so that the crop is predicted
-        as it would be in the whole image.
+    axes, channel_axis, channels, rgb
+        Which axis is which, and which channels feed the model; see
+        :func:`prepare_image`.
+    settings : PredictionSettings, optional
+        Tiling, batching and normalization (defaults: the model's tile and
+        percentiles, 32 px overlap, batches of 16).
     info : ModelInfo, optional
         Metadata of ``model`` when it is passed as a Keras object.
     progress : callable, optional
@@ -224,25 +216,30 @@ def predict_probabilities(
         every batch.
     cancel : callable or threading.Event, optional
         Checked between batches; raises :class:`~napari_unet.Cancelled`.
+    **options
+        Fields of :class:`~napari_unet.settings.PredictionSettings` given
+        one by one (``tile_size=256, overlap=32``), overriding ``settings``.
 
     Returns
     -------
     ndarray, float32, shape ``(C_out,) + spatial_shape``
-        One probability map per model output (``info.outputs`` names them).
+        One probability map per model output (``info.outputs`` names them),
+        over the image's axes without channels.
     """
+    settings = split_options(options, prediction=settings, allowed=("prediction",),
+                             caller="predict_probabilities()")["prediction"]
     model, info = resolve_model(model, info)
     from .model import model_channels, model_depth
 
     n_in, n_out = model_channels(model)
-    prep = prepare_image(image, n_in, channel_axis=channel_axis, channels=channels)
-    tile_size = int(tile_size or info.tile_size)
+    prep = prepare_image(image, n_in, axes=axes, channel_axis=channel_axis, channels=channels,
+                         rgb=rgb)
+    settings = settings.resolved(info)
     multiple = 2 ** model_depth(model)
-    if normalize_scope not in ("plane", "stack"):
-        raise ValueError(f"normalize_scope must be 'plane' or 'stack', got {normalize_scope!r}")
-    low, high = percentiles or (info.normalization.get("low", 1.0),
-                                info.normalization.get("high", 99.8))
+    check_tiling(settings.tile_size, settings.overlap, multiple)
+    low, high = settings.percentiles
 
-    per_plane = count_windows(prep.spatial_shape[-2:], tile_size, overlap)
+    per_plane = count_windows(prep.spatial_shape[-2:], settings.tile_size, settings.overlap)
     total = per_plane * prep.n_planes
     done = 0
     if progress is not None:
@@ -254,43 +251,21 @@ def predict_probabilities(
         if progress is not None:
             progress(done, total)
 
-    fixed = stack_range(prep, low, high) if normalize and normalize_scope == "stack" else None
+    fixed = (stack_range(prep, low, high)
+             if settings.normalize and settings.normalize_scope == "stack" else None)
     out = np.empty((n_out,) + prep.spatial_shape, dtype=np.float32)
     for index in prep.plane_indices:
         plane = prep.plane(index)
-        if not normalize:
+        if not settings.normalize:
             lo, hi = 0.0, 1.0
-        elif intensity_range is not None:
-            lo, hi = intensity_range
+        elif settings.intensity_range is not None:
+            lo, hi = settings.intensity_range
         elif fixed is not None:
             lo, hi = fixed
         else:
             lo, hi = plane_range(plane, low, high)
-        predict_plane(plane, model, lo=lo, hi=hi, tile_size=tile_size, overlap=overlap,
-                      batch_size=batch_size, multiple=multiple, progress=step, cancel=cancel,
+        predict_plane(plane, model, lo=lo, hi=hi, tile_size=settings.tile_size,
+                      overlap=settings.overlap, batch_size=settings.batch_size,
+                      multiple=multiple, progress=step, cancel=cancel,
                       out=out[(slice(None),) + index])
     return out
-
-
-_DEFAULT_CACHE: dict = {}
-
-
-def resolve_model(model, info: ModelInfo | None = None):
-    """Return ``(keras_model, ModelInfo)`` from a model, a path or None.
-
-    The shipped default model is loaded once per process (segmenting a
-    folder image by image must not reload it each time); it is only ever
-    used for inference, never trained in place.
-    """
-    from .model_io import default_model_path, load_model
-
-    if model is None:
-        key = str(default_model_path())
-        if key not in _DEFAULT_CACHE:
-            _DEFAULT_CACHE[key] = load_model(None, with_info=True)
-        loaded, file_info = _DEFAULT_CACHE[key]
-        return loaded, info or file_info
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        loaded, file_info = load_model(model, with_info=True)
-        return loaded, info or file_info
-    return model, info or ModelInfo.from_model(model)

@@ -27,62 +27,15 @@ How it works
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from . import engine
+from .cancel import Cancelled, is_cancelled
 from .normalize import apply_range
 
 ProgressCallback = Callable[[int, int], None]
-
-
-class Cancelled(Exception):
-    """Raised when a run is cancelled; no partial result is returned."""
-
-
-def is_cancelled(cancel) -> bool:
-    """Evaluate a cancellation token: a callable, an Event-like or None."""
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
-
-
-# --------------------------------------------------------------------------
-# Compiled inference
-# --------------------------------------------------------------------------
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def compiled_predictor(model):
-    """A ``tf.function`` running ``model`` on float32 NHWC batches.
-
-    Traced once per model with dynamic batch and spatial dimensions, so the
-    last, smaller batch and other tile sizes do not retrace. ~4x faster per
-    tile than ``model.predict`` on CPU, which re-enters Keras' data pipeline
-    on every call.
-    """
-    fn = _COMPILED.get(model)
-    if fn is None:
-        import tensorflow as tf
-
-        cin = int(model.inputs[0].shape[-1])
-        spec = tf.TensorSpec([None, None, None, cin], tf.float32)
-
-        @tf.function(input_signature=[spec])
-        def fn(x):
-            return tf.cast(model(x, training=False), tf.float32)
-
-        _COMPILED[model] = fn
-    return fn
-
-
-def run_model(model, batch: np.ndarray) -> np.ndarray:
-    """Run ``model`` on an NHWC float32 batch and return a numpy array."""
-    return compiled_predictor(model)(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
-
 
 # --------------------------------------------------------------------------
 # Geometry
@@ -301,7 +254,7 @@ def predict_region(
                  if keep is None or (i, j) in keep
                  else np.zeros((tile_size, tile_size, plane.shape[-1]), plane.dtype)
                  for i, j in batch_windows]
-        pred = run_model(model, apply_range(np.stack(tiles), lo, hi))
+        pred = engine.run_model(model, apply_range(np.stack(tiles), lo, hi))
         if acc is None:
             acc = np.zeros((pred.shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
         for (i, j), p in zip(batch_windows, pred, strict=True):
@@ -386,5 +339,5 @@ def predict_whole_plane(
     wp = -(-(w + context) // multiple) * multiple
     rows, cols = mirror_index(np.arange(hp), h), mirror_index(np.arange(wp), w)
     padded = apply_range(plane[np.ix_(rows, cols)], lo, hi)
-    pred = run_model(model, padded[None])[0, :h, :w]
+    pred = engine.run_model(model, padded[None])[0, :h, :w]
     return np.ascontiguousarray(np.moveaxis(pred, -1, 0))

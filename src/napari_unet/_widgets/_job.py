@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import postprocess, prediction
-from ..tiling import Cancelled
+from ..cancel import Cancelled
 from ._edits import compose
-from ._outofcore import segment_to_store
+from ._largescale import segment_to_store
 from ._warmup import ensure_tensorflow
 from ._layers import Region
 
@@ -40,7 +40,7 @@ class Job:
     params: dict  # mode, threshold, min_size
     existing: np.ndarray | None = None  # target layer data, when writing into one
     edits: object = None  # EditSnapshot of the target, when keeping edits
-    store: Path | None = None  # zarr store of an out-of-core run (see _outofcore)
+    store: Path | None = None  # zarr store of an out-of-core run (see _largescale)
     plane_index: tuple | None = None  # whole plane of a cropped region, for its intensity range
 
 

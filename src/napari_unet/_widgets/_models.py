@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from psygnal import SignalInstance
 
+from .._atomic import atomic_write
 from ..model_io import ModelFileError, ModelInfo, default_model_path, read_model_info
 
 CONFIG_ENV = "NAPARI_UNET_CONFIG_DIR"
@@ -23,11 +22,6 @@ RECENT_FILE = "recent_models.json"
 #: Sentinel value of the "Load model file…" entry of the model combo box.
 LOAD_ENTRY = "__load_model_file__"
 
-# Loaded networks are shared by all widgets (one per viewer) of the process:
-# loading and tracing a model takes seconds. Keyed by (path, mtime).
-_LOADED: OrderedDict = OrderedDict()
-# Models are loaded in worker threads; two runs may race for one file.
-_LOCK = threading.Lock()
 #: Emitted (in the GUI thread) with the resolved path, as a string, of a model
 #: file that just became available, e.g. one the Train widget wrote. Widgets
 #: listing models connect to it and refresh their model combo box.
@@ -53,13 +47,10 @@ class ModelRegistry:
     ----------
     max_recent : int
         How many recently used files to remember.
-    max_loaded : int
-        How many loaded Keras models to keep in memory (process-wide).
     """
 
-    def __init__(self, max_recent: int = 8, max_loaded: int = 2):
+    def __init__(self, max_recent: int = 8):
         self.max_recent = max_recent
-        self.max_loaded = max_loaded
 
     # ------------------------------------------------------------------ recent
     @property
@@ -82,12 +73,11 @@ class ModelRegistry:
             return
         paths = [path] + [p for p in self.recent() if p.resolve() != path]
         target = self.recent_path
+        data = {"recent": [str(p) for p in paths[: self.max_recent]]}
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            data = {"recent": [str(p) for p in paths[: self.max_recent]]}
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, target)  # Atomic: a crash never leaves half a file.
+            with atomic_write(target, overwrite=True) as tmp:
+                tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         except OSError:
             pass  # Read-only home: the list is a convenience, not essential.
 
@@ -152,25 +142,11 @@ class ModelRegistry:
         return read_model_info(path)
 
     def load(self, path):
-        """Load ``(keras_model, ModelInfo)``, reusing a cached copy.
+        """Load ``(keras_model, ModelInfo)`` through the process-wide model cache."""
+        from ..model_io import load_model_cached
 
-        Called in worker threads. The cache key includes the file's
-        modification time, so a retrained file is reloaded.
-        """
-        from ..model_io import load_model
-
-        path = Path(path)
         self.info(path)  # Clear message for a missing default model.
-        key = (str(path.resolve()), path.stat().st_mtime_ns)
-        with _LOCK:
-            if key in _LOADED:
-                _LOADED.move_to_end(key)
-                return _LOADED[key]
-            loaded = load_model(path, with_info=True)
-            _LOADED[key] = loaded
-            while len(_LOADED) > self.max_loaded:
-                _LOADED.popitem(last=False)
-            return loaded
+        return load_model_cached(path)
 
 
 def ask_model_file(parent, title: str) -> str | None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import training
-from ..data import read_dataset
+from ..training import loop as training
+from ..training.data import read_dataset
 from ._warmup import ensure_tensorflow
 
 MODELS_ENV = "NAPARI_UNET_MODELS_DIR"

@@ -68,7 +68,7 @@ def warm_up_model(registry, model_path, tile_size: int, batch_size: int) -> bool
     """
     try:
         ensure_tensorflow()
-        from ..tiling import run_model
+        from ..engine import run_model
 
         if model_path is None:
             return False

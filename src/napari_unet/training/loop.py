@@ -1,7 +1,7 @@
 """Training and fine-tuning U-Nets: the core behind the Train widget and CLI.
 
 :func:`train` runs plain ``keras.Model.fit`` on random augmented patches
-(:class:`~napari_unet.data.PatchSampler`, fed by a ``PyDataset`` that
+(:class:`~napari_unet.training.sampler.PatchSampler`, fed by a ``PyDataset`` that
 tf.data prefetches in a background thread), so throughput is that of bare
 ``fit``. One Keras callback reports progress, honours cancellation and a
 time limit, scores the validation patches after each epoch, keeps the best
@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SUPPORTED_OUTPUTS, Augmentation, PatchSampler, grid_patches, training_planes
-from .model_io import ModelFileError, ModelInfo
+from ..model_io import ModelFileError, ModelInfo
+from .data import training_planes
+from .losses import make_loss
+from .sampler import Augmentation, PatchSampler, grid_patches
+from .targets import SUPPORTED_OUTPUTS
 
 
 @dataclass
@@ -60,35 +63,6 @@ class TrainingResult:
         return self.stopped == "cancelled"
 
 
-def make_loss(outputs: Sequence[str], boundary_weight: float = 3.0):
-    """Loss over the output channels: BCE + soft Dice on ``foreground``,
-    BCE with boundary pixels weighted ``boundary_weight`` on ``boundary``.
-
-    Works on Keras tensors and on numpy arrays (returns a scalar tensor).
-    """
-    from keras import ops
-
-    outputs = list(outputs)
-
-    def unet_loss(y_true, y_pred):
-        y_true = ops.cast(y_true, "float32")
-        p = ops.clip(ops.cast(y_pred, "float32"), 1e-6, 1 - 1e-6)
-        total = 0.0
-        for c, name in enumerate(outputs):
-            t, q = y_true[..., c], p[..., c]
-            bce = -(t * ops.log(q) + (1 - t) * ops.log(1 - q))
-            if name == "boundary":
-                # Rims are thin and rare; under-predicting them merges nuclei.
-                bce = bce * (1 + (boundary_weight - 1) * t)
-            total = total + ops.mean(bce)
-            if name == "foreground":
-                inter = ops.sum(t * q)
-                total = total + 1 - (2 * inter + 1) / (ops.sum(t) + ops.sum(q) + 1)
-        return total
-
-    return unet_loss
-
-
 def _split_validation(planes, labels, fraction: float, rng):
     """Hold out whole planes, or a strip of a single plane."""
     n = len(planes)
@@ -115,7 +89,7 @@ def _resolve_start(model, info):
     if model is None:
         return None, None, None
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from .model_io import load_model
+        from ..model_io import load_model
 
         loaded, parent = load_model(model, with_info=True)
         return loaded, parent, parent.name or Path(model).stem
@@ -160,7 +134,7 @@ def train(
     ----------
     images, labels : array or list of arrays
         Training images (2D or stacks, see
-        :func:`~napari_unet.data.training_planes`) and integer instance
+        :func:`~napari_unet.training.data.training_planes`) and integer instance
         labels of the same spatial shape.
     model : keras.Model, str, Path or None
         Model to fine-tune (a copy is trained; the object passed is never
@@ -270,7 +244,7 @@ def train(
         outputs = tuple(outputs or SUPPORTED_OUTPUTS)
         net = None
     else:
-        from .model import model_channels, model_depth
+        from ..model import model_channels, model_depth
 
         cin, cout = model_channels(source)
         if cin != in_channels:
@@ -292,13 +266,12 @@ def train(
         raise ValueError(f"patch_size ({patch_size}) must be a multiple of 2**depth "
                          f"({2**depth}).")
     if net is None:
-        from .model import build_unet
+        from ..model import build_unet
 
         net = build_unet(in_channels, len(outputs), base_filters, depth)
 
     template = info or parent or ModelInfo()
-    norm = dict(template.normalization or {})
-    percentiles = (float(norm.get("low", 1.0)), float(norm.get("high", 99.8)))
+    percentiles = template.percentiles
     aug = (augment if isinstance(augment, Augmentation)
            else Augmentation() if augment else Augmentation.none())
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
@@ -331,7 +304,7 @@ def train(
         "augmentation": dataclasses.asdict(aug) if augment else None,
         "seed": seed, "val_score": "mean Dice over outputs on validation patches (p > 0.5)",
     }
-    from .training_callback import TrainingMonitor
+    from .monitor import TrainingMonitor
 
     monitor = TrainingMonitor(
         net=net, export=export, val=val, loss_fn=loss_fn, outputs=outputs, epochs=epochs,
@@ -379,7 +352,7 @@ def _patch_dataset(sampler: PatchSampler, steps: int, batch_size: int, rng):
 def _versions() -> dict:
     import keras
 
-    from . import __version__
+    from .. import __version__
 
     try:
         import tensorflow as tf

@@ -22,10 +22,10 @@ import numpy as np
 import tifffile
 
 from ._atomic import atomic_write
+from .axes import default_axes
 
 __all__ = [
     "TiffMetadata",
-    "default_axes",
     "normalize_unit",
     "read_tiff",
     "read_tiff_metadata",
@@ -35,7 +35,6 @@ __all__ = [
 
 _IMAGEJ_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "uint16", "int16", "float32"))
 _IMAGEJ_ORDER = "TZCYXS"
-_DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}
 
 # Spellings of length units seen in napari/pint, ImageJ and OME metadata,
 # mapped to one short ASCII name.
@@ -110,32 +109,6 @@ def normalize_unit(unit: object) -> str | None:
     if unit is None:
         return None
     return _UNIT_ALIASES.get(str(unit).strip().lower())
-
-
-def default_axes(ndim: int) -> str:
-    """Axis letters assumed for an array of ``ndim`` dimensions.
-
-    Parameters
-    ----------
-    ndim : int
-        2 to 5.
-
-    Returns
-    -------
-    str
-        ``"YX"``, ``"ZYX"``, ``"TZYX"`` or ``"TZCYX"``.
-
-    Raises
-    ------
-    ValueError
-        For other dimensionalities: pass ``axes`` explicitly then.
-    """
-    try:
-        return _DEFAULT_AXES[ndim]
-    except KeyError:
-        raise ValueError(
-            f"cannot guess the axes of a {ndim}-D array; pass axes= (e.g. 'CZYX')"
-        ) from None
 
 
 def smallest_int_dtype(data: np.ndarray) -> np.dtype:
@@ -257,7 +230,7 @@ def write_tiff_atomic(
         The Z, Y and X entries are stored; others are ignored.
     axes : str, optional
         One letter per axis of ``data`` from ``TZCYX`` (e.g. ``"CZYX"``).
-        Default: :func:`default_axes`.
+        Default: :func:`napari_unet.axes.default_axes`.
     unit : str, optional
         Length unit of ``scale`` (``"um"``, ``"nm"``, ... or a pint unit name
         such as ``"micrometer"``). Not written if None or not a length.

@@ -18,7 +18,7 @@ from napari.utils import cancelable_progress, progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from . import _job, _layers, _models, _outofcore, _warmup
+from . import _job, _layers, _models, _largescale, _warmup
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import Relay, RunState
@@ -302,8 +302,8 @@ class SegmentWidget(DockWidget):
             plane_index, _ = _layers.image_index(
                 _layers.Region(region.lead, whole.yx, whole.yx, region.ndim), image, axis)
         store = None
-        if _outofcore.wants_out_of_core(data, region, _layers.label_shape(image, axis)):
-            store = _outofcore.new_store_path(image.name)  # Always a new, zarr-backed layer.
+        if _largescale.wants_out_of_core(data, region, _layers.label_shape(image, axis)):
+            store = _largescale.new_store_path(image.name)  # Always a new, zarr-backed layer.
         target = None if store else self._target_for(image, axis, region)
         job = _job.Job(
             model_path=Path(self.model.value), registry=self.registry,

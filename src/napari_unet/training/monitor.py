@@ -12,8 +12,9 @@ import time
 import keras
 import numpy as np
 
-from .model_io import save_model
-from .tiling import compiled_predictor, is_cancelled
+from ..model_io import save_model
+from ..cancel import is_cancelled
+from ..engine import compiled_predictor
 
 
 def _dice(t: np.ndarray, p: np.ndarray) -> float:
@@ -167,7 +168,7 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def finish(self):
         """Restore the best weights, write the final file, build the result."""
-        from .training import TrainingResult
+        from .loop import TrainingResult
 
         if self.best_weights is not None:
             self.export.set_weights(self.best_weights)

@@ -40,13 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._blocks import (
+from ..model_io import ModelInfo, load_model_cached
+from ..settings import BlockSettings, LabelSettings, PredictionSettings, split_options
+from .blocks import (
     ModelRef,
     Plan,
     Source,
     block_meta,
     block_table,
-    cached_model,
     label_and_store,
     label_block,
     merge_tables,
@@ -54,9 +55,7 @@ from ._blocks import (
     relabel_block,
     relabel_stored,
 )
-from .model_io import ModelInfo
-
-__all__ = ["segment_dask", "segment_zarr", "cached_model"]
+__all__ = ["segment_dask", "segment_zarr"]
 
 #: Input chunks outside this range give blocks of about 1024 px instead:
 #: smaller ones would spend more on the halo (``halo`` + one tile each side)
@@ -64,43 +63,35 @@ __all__ = ["segment_dask", "segment_zarr", "cached_model"]
 MIN_BLOCK, MAX_BLOCK = 256, 4096
 
 
-def _plan(image, model, info, *, channel_axis, channels, tile_size, overlap, batch_size,
-          halo, block_size, exact, mode, threshold, boundary_threshold, min_size, normalize,
-          percentiles):
-    from .model import model_channels, model_depth
-    from .prediction import prepare_image
-    from .tiling import check_tiling
+def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tuple:
+    """Resolve the model, the image's axes and every setting once: ``(Plan, Source)``."""
+    from ..model import model_channels, model_depth
+    from ..prediction import prepare_image
+    from ..tiling import check_tiling
 
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") or model is None:
-        keras_model, file_info = cached_model(model)
+    if model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        keras_model, file_info = load_model_cached(model)
         ref = ModelRef(model, keras_model)
     else:
         keras_model, file_info = model, ModelInfo.from_model(model)
         ref = ModelRef(None, model, in_memory=True)
     info = info or file_info
-    data = prepare_image(_as_dask(image), model_channels(keras_model)[0],
+    data = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
                          channel_axis=channel_axis, channels=channels).data
-    tile = int(tile_size or info.tile_size)
-    check_tiling(tile, overlap, 2 ** model_depth(keras_model))
-    if mode not in ("instance", "semantic"):
-        raise ValueError(f"mode must be 'instance' or 'semantic', got {mode!r}")
-    if halo < 0:
-        raise ValueError(f"halo must be >= 0, got {halo}")
+    prediction = settings["prediction"].resolved(info)
+    labelling = settings["labelling"].resolved(info)
+    blocks = settings["blocks"]
+    multiple = 2 ** model_depth(keras_model)
+    check_tiling(prediction.tile_size, prediction.overlap, multiple)
     shape = tuple(int(n) for n in data.shape[:-1])
-    if block_size is None:
-        stride = tile - overlap
+    if blocks.block_size is None:
+        stride = prediction.tile_size - prediction.overlap
         block = tuple(int(c) if MIN_BLOCK <= c <= MAX_BLOCK else round(1024 / stride) * stride
                       for c in data.chunksize[-3:-1])
     else:
-        block = (block_size,) * 2 if np.isscalar(block_size) else tuple(block_size)
-        if len(block) != 2 or min(block) < 1:
-            raise ValueError(f"block_size must be a positive int or (int, int), got {block_size}")
+        block = blocks.block_size
     block = tuple(min(b, n) for b, n in zip(block, shape[-2:], strict=True))
-    norm = info.normalization or {}
-    plan = Plan(ref, info, shape, block, tile, int(overlap), int(batch_size),
-                2 ** model_depth(keras_model), int(halo), bool(exact), mode, threshold,
-                boundary_threshold, min_size, bool(normalize),
-                tuple(percentiles or (norm.get("low", 1.0), norm.get("high", 99.8))))
+    plan = Plan(ref, info, shape, block, multiple, prediction, labelling, blocks)
     return plan, Source(data)
 
 
@@ -119,38 +110,30 @@ def _as_dask(image):
 # --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
-def segment_dask(array, model=None, *, info=None, mode="instance", threshold=None,
-                 boundary_threshold=None, min_size=None, channel_axis=None, channels=None,
-                 tile_size=None, overlap=32, batch_size=16, halo=64, block_size=None,
-                 exact=False, normalize=True, percentiles=None):
+def segment_dask(array, model=None, *, info=None, axes=None, channel_axis=None, channels=None,
+                 prediction: PredictionSettings | None = None,
+                 labelling: LabelSettings | None = None, blocks: BlockSettings | None = None,
+                 **options):
     """Lazy segmentation of a dask (or zarr, or numpy) image, block by block.
 
     Parameters
     ----------
     array : dask array, zarr array, path of a zarr array, or ndarray
-        2D image or stack ``(..., Y, X)``, with ``channel_axis`` if any.
+        2D image or stack, with a channel axis if any.
     model : str, Path, keras.Model or None
         A ``.keras`` file (needed on a distributed cluster), a Keras model
         (local schedulers only) or None for the shipped default.
     info : ModelInfo, optional
         Metadata for a Keras model passed as an object.
-    mode, threshold, boundary_threshold, min_size
-        Post-processing, as in :func:`~napari_unet.segment`.
-    channel_axis, channels, tile_size, overlap, batch_size
-        Prediction, as in :func:`~napari_unet.predict_probabilities`.
-        Percentiles are always per plane.
-    halo : int
-        Context (px) around each block for post-processing; objects up to
-        this size are labelled exactly as in memory.
-    block_size : int or (int, int), optional
-        Output chunk edge; default the input's YX chunks.
-    exact : bool
-        Batch windows as the in-memory path does: bitwise-equal
-        probabilities for up to ~2x the network time.
-    normalize : bool
-        Percentile-normalize each plane as the model was trained.
-    percentiles : (low, high), optional
-        Defaults to the model's metadata.
+    axes, channel_axis, channels
+        Which axis is which and which channels feed the model, as in
+        :func:`~napari_unet.segment`.
+    prediction, labelling : settings, optional
+        As in :func:`~napari_unet.segment`. Percentiles are always per plane.
+    blocks : BlockSettings, optional
+        Halo, block size and exactness of the block decomposition.
+    **options
+        Fields of the three settings classes given one by one.
 
     Returns
     -------
@@ -163,11 +146,12 @@ def segment_dask(array, model=None, *, info=None, mode="instance", threshold=Non
     import dask
     import dask.array as da
 
-    plan, src = _plan(array, model, info, channel_axis=channel_axis, channels=channels,
-                      tile_size=tile_size, overlap=overlap, batch_size=batch_size, halo=halo,
-                      block_size=block_size, exact=exact, mode=mode, threshold=threshold,
-                      boundary_threshold=boundary_threshold, min_size=min_size,
-                      normalize=normalize, percentiles=percentiles)
+    settings = split_options(options, prediction=prediction, labelling=labelling, blocks=blocks,
+                             allowed=("prediction", "labelling", "blocks"),
+                             caller="segment_dask()")
+    plan, src = _plan(array, model, info, axes=axes, channel_axis=channel_axis,
+                      channels=channels, settings=settings)
+    normalize, mode = plan.prediction.normalize, plan.labelling.mode
     lead = plan.shape[:-2]
     ranges = dask.delayed(np.reshape)(
         [dask.delayed(plane_range)(src, plan, i) for i in np.ndindex(*lead)],
@@ -190,10 +174,10 @@ def segment_dask(array, model=None, *, info=None, mode="instance", threshold=Non
 
 
 def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, client=None,
-                 num_workers=1, quiet=False, progress=None, cancel=None, info=None, mode="instance", threshold=None,
-                 boundary_threshold=None, min_size=None, channel_axis=None, channels=None,
-                 tile_size=None, overlap=32, batch_size=16, halo=64, block_size=None,
-                 exact=False, normalize=True, percentiles=None):
+                 num_workers=1, quiet=False, progress=None, cancel=None, info=None, axes=None,
+                 channel_axis=None, channels=None, prediction: PredictionSettings | None = None,
+                 labelling: LabelSettings | None = None, blocks: BlockSettings | None = None,
+                 **options):
     """Segment a zarr (or dask) image into a zarr array of labels, out of core.
 
     Parameters
@@ -223,8 +207,7 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
     cancel : threading.Event or callable, optional
         When set (or returning True), the run stops after the blocks in progress, removes its
         partial output and raises :class:`~napari_unet.tiling.Cancelled`.
-    info, mode, threshold, boundary_threshold, min_size, channel_axis, channels,
-    tile_size, overlap, batch_size, halo, block_size, exact, normalize, percentiles
+    info, axes, channel_axis, channels, prediction, labelling, blocks, **options
         See :func:`segment_dask`.
 
     Returns
@@ -238,11 +221,12 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
-    plan, src = _plan(input, model, info, channel_axis=channel_axis, channels=channels,
-                      tile_size=tile_size, overlap=overlap, batch_size=batch_size, halo=halo,
-                      block_size=block_size, exact=exact, mode=mode, threshold=threshold,
-                      boundary_threshold=boundary_threshold, min_size=min_size,
-                      normalize=normalize, percentiles=percentiles)
+    settings = split_options(options, prediction=prediction, labelling=labelling, blocks=blocks,
+                             allowed=("prediction", "labelling", "blocks"),
+                             caller="segment_zarr()")
+    plan, src = _plan(input, model, info, axes=axes, channel_axis=channel_axis,
+                      channels=channels, settings=settings)
+    normalize, mode = plan.prediction.normalize, plan.labelling.mode
     if (client is not None or scheduler is not None) and plan.model.in_memory:
         raise ValueError("a distributed run needs the model as a .keras path, not an object")
     own_client = None
@@ -278,8 +262,8 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
         arr.attrs.update({"napari_unet": {
             "source": str(input) if isinstance(input, (str, os.PathLike)) else None,
             "model": plan.info.name, "mode": mode, "n_objects": n,
-            "tile_size": plan.tile_size, "overlap": plan.overlap, "halo": plan.halo,
-            "exact": plan.exact}, "n_objects": n})
+            "tile_size": plan.prediction.tile_size, "overlap": plan.prediction.overlap,
+            "halo": plan.blocks.halo, "exact": plan.blocks.exact}, "n_objects": n})
         if output.is_dir():  # overwrite: only now that the new labels are complete
             shutil.rmtree(output)
         elif output.exists():
@@ -301,7 +285,7 @@ def _compute(tasks, desc, *, unit, client, num_workers, quiet, progress=None, ca
     import dask
     from tqdm import tqdm
 
-    from .tiling import Cancelled, is_cancelled
+    from ..cancel import Cancelled, is_cancelled
 
     done = [0]  # not bar.n: a disabled (quiet) tqdm bar does not count
 

@@ -5,34 +5,13 @@ chunk faces. Everything here is picklable for dask.distributed workers.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .model_io import ModelInfo
-from .normalize import MAX_SAMPLES, percentile_range
-
-_MODELS: dict = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def cached_model(path=None):
-    """``(keras_model, ModelInfo)`` for a ``.keras`` path (None: the shipped
-    default), loaded once per process and reused while the file is unchanged."""
-    from .model_io import load_model
-    from .prediction import resolve_model
-
-    if path is None:
-        return resolve_model(None)  # already cached per process
-    p = Path(path)
-    key = (str(p.resolve()), p.stat().st_mtime_ns if p.exists() else None)
-    with _MODELS_LOCK:  # worker threads must not load the same file twice
-        if key not in _MODELS:
-            _MODELS[key] = load_model(p, with_info=True)
-        return _MODELS[key]
-
+from ..model_io import ModelInfo, load_model_cached
+from ..normalize import MAX_SAMPLES, percentile_range
+from ..settings import BlockSettings, LabelSettings, PredictionSettings
 
 class ModelRef:
     """The model as tasks see it: a file (or the default model) that each
@@ -42,7 +21,7 @@ class ModelRef:
         self.path, self.model, self.in_memory = path and str(path), model, in_memory
 
     def get(self):
-        return self.model if self.model is not None else cached_model(self.path)[0]
+        return self.model if self.model is not None else load_model_cached(self.path)[0]
 
     def __reduce__(self):  # only the path travels to other processes
         if self.in_memory:
@@ -71,28 +50,23 @@ class Source:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a block task needs, resolved once by the caller (picklable)."""
+    """Everything a block task needs, resolved once by the caller (picklable).
+
+    The settings are resolved against the model's metadata: no field is None.
+    """
 
     model: ModelRef
     info: ModelInfo
     shape: tuple  # output shape: leading axes + (Y, X)
     block: tuple
-    tile_size: int
-    overlap: int
-    batch_size: int
-    multiple: int
-    halo: int
-    exact: bool
-    mode: str
-    threshold: float | None
-    boundary_threshold: float | None
-    min_size: int | None
-    normalize: bool
-    percentiles: tuple
+    multiple: int  # the model's down-sampling factor
+    prediction: PredictionSettings
+    labelling: LabelSettings
+    blocks: BlockSettings
 
     @property
     def dtype(self):
-        return np.dtype(np.int32 if self.mode == "instance" else np.uint8)
+        return np.dtype(np.int32 if self.labelling.mode == "instance" else np.uint8)
 
     @property
     def grid(self) -> tuple:
@@ -122,7 +96,7 @@ def plane_range(src: Source, plan: Plan, index) -> np.ndarray:
         # A copy: a strided view would keep every band alive until the end.
         parts.append(band.reshape(-1, band.shape[-1])[(-r0 * w) % step::step].copy())
     samples = np.concatenate(parts)
-    return np.array([percentile_range(samples[:, k], *plan.percentiles)
+    return np.array([percentile_range(samples[:, k], *plan.prediction.percentiles)
                      for k in range(samples.shape[-1])]).T
 
 
@@ -131,28 +105,27 @@ def label_block(src: Source, plan: Plan, ranges, key) -> tuple:
     (instance mode) each id's global first pixel, or -1 if incomplete."""
     from scipy import ndimage as ndi
 
-    from .postprocess import probabilities_to_labels
-    from .tiling import predict_region, region_input_box
+    from ..postprocess import probabilities_to_labels
+    from ..tiling import predict_region, region_input_box
 
-    index, (h, w), d = key[:-2], plan.shape[-2:], plan.halo
+    index, (h, w), d = key[:-2], plan.shape[-2:], plan.blocks.halo
+    pred = plan.prediction
     y0, y1, x0, x1 = plan.core(key)
     region = (max(0, y0 - d), min(h, y1 + d), max(0, x0 - d), min(w, x1 + d))
-    box = region_input_box(region, (h, w), plan.tile_size, plan.overlap)
-    lo, hi = ranges[index] if plan.normalize else (0.0, 1.0)
+    box = region_input_box(region, (h, w), pred.tile_size, pred.overlap)
+    lo, hi = ranges[index] if pred.normalize else (0.0, 1.0)
     probs = predict_region(
         src.read(index, *box), plan.model.get(), region=region, image_shape=(h, w),
-        origin=(box[0], box[2]), lo=lo, hi=hi, tile_size=plan.tile_size, overlap=plan.overlap,
-        batch_size=plan.batch_size, multiple=plan.multiple, global_batches=plan.exact)
-    labels = probabilities_to_labels(
-        probs, info=plan.info, mode=plan.mode, threshold=plan.threshold,
-        boundary_threshold=plan.boundary_threshold, min_size=plan.min_size)
+        origin=(box[0], box[2]), lo=lo, hi=hi, tile_size=pred.tile_size, overlap=pred.overlap,
+        batch_size=pred.batch_size, multiple=plan.multiple, global_batches=plan.blocks.exact)
+    labels = probabilities_to_labels(probs, info=plan.info, settings=plan.labelling)
     core = labels[y0 - region[0]:y1 - region[0], x0 - region[2]:x1 - region[2]]
-    if plan.mode == "semantic":
+    if plan.labelling.mode == "semantic":
         return core.reshape((1,) * len(index) + core.shape), None
     # Components of the thresholded foreground that reach an edge of the
     # region inside the image may be split differently than in memory.
-    fg = probabilities_to_labels(probs, info=plan.info, mode="semantic", min_size=0,
-                                 threshold=plan.threshold, fill_holes=False)
+    fg = probabilities_to_labels(probs, info=plan.info, settings=plan.labelling, mode="semantic",
+                                 min_size=0, fill_holes=False)
     comps = ndi.label(fg)[0]
     edges = [comps[0] if region[0] > 0 else (), comps[-1] if region[1] < h else (),
              comps[:, 0] if region[2] > 0 else (), comps[:, -1] if region[3] < w else ()]
@@ -252,7 +225,7 @@ def label_and_store(src, plan, ranges, key, path):
 
     result = label_block(src, plan, ranges, key)
     zarr.open_array(path, mode="r+")[plan.slices(key)] = result[0]
-    return block_meta(result) if plan.mode == "instance" else None
+    return block_meta(result) if plan.labelling.mode == "instance" else None
 
 
 def relabel_stored(path, plan, key, table):

@@ -23,7 +23,7 @@ from napari.utils.notifications import show_error, show_info
 from scipy import ndimage as ndi
 
 from ..export import Region, export_pairs, read_manifest
-from ..io import normalize_unit
+from ..tiff import normalize_unit
 from . import _layers
 from ._base import DockWidget
 from ._edits import tracker_for

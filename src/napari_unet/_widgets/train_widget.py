@@ -44,7 +44,7 @@ from ._train_job import (
     describe,
     run_training,
 )
-from .export import ExportError, channel_axis_for
+from .export_widget import ExportError, channel_axis_for
 
 if TYPE_CHECKING:
     import napari

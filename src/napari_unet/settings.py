@@ -1,0 +1,238 @@
+"""One settings object per stage: prediction, labelling, out-of-core blocks.
+
+:func:`~napari_unet.segment`, :func:`~napari_unet.segment_zarr`, the CLI, the
+napari docks and training all describe a run with these frozen dataclasses,
+so a default or a range check is written once. Every public entry point also
+accepts the fields as plain keywords (``segment(image, threshold=0.4)``);
+:func:`split_options` sorts them into the right object.
+
+Fields left at ``None`` mean "the model's own value" (its training tile, its
+normalization percentiles, its thresholds and minimum size); ``resolved``
+fills them in from a :class:`~napari_unet.ModelInfo`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields, replace
+
+__all__ = [
+    "BlockSettings",
+    "LabelSettings",
+    "PredictionSettings",
+    "split_options",
+]
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or (
+        hasattr(value, "__index__") and not isinstance(value, bool))
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """How the network runs over an image.
+
+    Attributes
+    ----------
+    tile_size : int or None
+        Edge of the square windows the network sees, a multiple of the
+        model's down-sampling factor (16 for depth 4). None: the model's
+        training tile (128 for the shipped model).
+    overlap : int
+        Pixels shared by neighbouring windows, blended with a cosine taper.
+    batch_size : int
+        Windows per network call.
+    normalize : bool
+        Percentile-normalize intensities, as the model was trained.
+    percentiles : (float, float) or None
+        ``(low, high)`` percentiles mapped to 0 and 1; None: the model's.
+    normalize_scope : {'plane', 'stack'}
+        Percentiles per 2D plane, or once over the whole stack.
+    intensity_range : (lo, hi) or None
+        A fixed intensity mapping instead of percentiles of the image itself
+        (e.g. the whole plane's, when predicting a crop of it).
+    """
+
+    tile_size: int | None = None
+    overlap: int = 32
+    batch_size: int = 16
+    normalize: bool = True
+    percentiles: tuple[float, float] | None = None
+    normalize_scope: str = "plane"
+    intensity_range: tuple | None = None
+
+    def __post_init__(self):
+        if self.tile_size is not None:
+            _check(_is_int(self.tile_size) and self.tile_size >= 1,
+                   f"tile_size must be a positive integer, got {self.tile_size!r}")
+        _check(_is_int(self.overlap) and self.overlap >= 0,
+               f"overlap must be an integer >= 0, got {self.overlap!r}")
+        if self.tile_size is not None:
+            _check(self.overlap < self.tile_size,
+                   f"overlap ({self.overlap}) must be smaller than tile_size ({self.tile_size})")
+        _check(_is_int(self.batch_size) and self.batch_size >= 1,
+               f"batch_size must be a positive integer, got {self.batch_size!r}")
+        _check(self.normalize_scope in ("plane", "stack"),
+               f"normalize_scope must be 'plane' or 'stack', got {self.normalize_scope!r}")
+        if self.percentiles is not None:
+            low, high = (float(v) for v in self.percentiles)
+            _check(0 <= low < high <= 100,
+                   f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+            object.__setattr__(self, "percentiles", (low, high))
+
+    def resolved(self, info) -> PredictionSettings:
+        """A copy with the model's tile size and percentiles filled in."""
+        settings = replace(self, tile_size=int(self.tile_size or info.tile_size),
+                           percentiles=self.percentiles or info.percentiles)
+        _check(settings.overlap < settings.tile_size,
+               f"overlap ({settings.overlap}) must be smaller than tile_size "
+               f"({settings.tile_size})")
+        return settings
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """How probability maps become a mask or instance labels.
+
+    Attributes
+    ----------
+    mode : {'instance', 'semantic'}
+        Instance labels (1..N, unique over the whole image) or a 0/1 mask.
+    threshold : float or None
+        Foreground probability threshold in (0, 1); None: the model's.
+    boundary_threshold : float or None
+        Boundary probability above which a pixel cannot seed an object.
+    min_size : int or None
+        Objects smaller than this many pixels are removed; None: the model's.
+    fill_holes : bool
+        Fill holes inside objects.
+    split : bool
+        Split touching objects with a watershed (instance mode).
+    split_h : float
+        Distance-transform seeding only: minimum depth, in pixels, of the
+        saddle between two object centres for them to be split.
+    """
+
+    mode: str = "instance"
+    threshold: float | None = None
+    boundary_threshold: float | None = None
+    min_size: int | None = None
+    fill_holes: bool = True
+    split: bool = True
+    split_h: float = 2.0
+
+    def __post_init__(self):
+        _check(self.mode in ("instance", "semantic"),
+               f"mode must be 'instance' or 'semantic', got {self.mode!r}")
+        for name in ("threshold", "boundary_threshold"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(isinstance(value, (int, float)) and 0 < float(value) < 1,
+                       f"{name} must be between 0 and 1 (exclusive), got {value!r}")
+        if self.min_size is not None:
+            _check(_is_int(self.min_size) and self.min_size >= 0,
+                   f"min_size must be an integer >= 0, got {self.min_size!r}")
+        _check(isinstance(self.split_h, (int, float)) and self.split_h > 0,
+               f"split_h must be > 0, got {self.split_h!r}")
+
+    def resolved(self, info) -> LabelSettings:
+        """A copy with the model's thresholds and minimum size filled in."""
+        thresholds = info.thresholds or {}
+        return replace(
+            self,
+            threshold=float(thresholds.get("foreground", 0.5)
+                            if self.threshold is None else self.threshold),
+            boundary_threshold=float(thresholds.get("boundary", 0.5)
+                                     if self.boundary_threshold is None
+                                     else self.boundary_threshold),
+            min_size=int(info.min_size if self.min_size is None else self.min_size),
+        )
+
+
+@dataclass(frozen=True)
+class BlockSettings:
+    """How a large (zarr/dask) image is cut into blocks for out-of-core runs.
+
+    Attributes
+    ----------
+    halo : int
+        Context in pixels around each block for post-processing: objects up
+        to this size are labelled exactly as in memory.
+    block_size : int, (int, int) or None
+        Output chunk edge; None: the input's Y/X chunks (or ~1024 px when
+        those are very small or very large).
+    exact : bool
+        Batch windows as the in-memory path does: bitwise-equal
+        probabilities for up to ~2x the network time.
+    """
+
+    halo: int = 64
+    block_size: int | tuple[int, int] | None = None
+    exact: bool = False
+
+    def __post_init__(self):
+        _check(_is_int(self.halo) and self.halo >= 0,
+               f"halo must be an integer >= 0, got {self.halo!r}")
+        if self.block_size is not None:
+            size = ((self.block_size,) * 2 if _is_int(self.block_size)
+                    else tuple(self.block_size))
+            _check(len(size) == 2 and all(_is_int(b) and b >= 1 for b in size),
+                   f"block_size must be a positive int or (int, int), got {self.block_size!r}")
+            object.__setattr__(self, "block_size", tuple(int(b) for b in size))
+
+
+_KINDS = {"prediction": PredictionSettings, "labelling": LabelSettings,
+          "blocks": BlockSettings}
+
+
+def split_options(options: dict, *, prediction: PredictionSettings | None = None,
+                  labelling: LabelSettings | None = None,
+                  blocks: BlockSettings | None = None, allowed=("prediction", "labelling"),
+                  caller: str = "this function") -> dict:
+    """Sort keyword options into settings objects.
+
+    Parameters
+    ----------
+    options : dict
+        Keyword arguments named like fields of the settings classes, e.g.
+        ``{"threshold": 0.4, "tile_size": 256}``; ``None`` values are ignored
+        (they mean "default"), so CLI arguments can be passed through as is.
+    prediction, labelling, blocks : settings objects, optional
+        Starting points that the options override.
+    allowed : tuple of str
+        Which kinds of settings the caller takes.
+    caller : str
+        Name used in the error message for an unknown option.
+
+    Returns
+    -------
+    dict
+        ``{"prediction": PredictionSettings, "labelling": ..., ...}`` for
+        each allowed kind.
+
+    Raises
+    ------
+    TypeError
+        For an option no allowed settings class has.
+    ValueError
+        For an option out of range.
+    """
+    given = {"prediction": prediction, "labelling": labelling, "blocks": blocks}
+    out = {}
+    remaining = {k: v for k, v in options.items() if v is not None}
+    for kind in allowed:
+        cls = _KINDS[kind]
+        names = {f.name for f in fields(cls)}
+        mine = {k: remaining.pop(k) for k in list(remaining) if k in names}
+        base = given[kind] if given[kind] is not None else cls()
+        out[kind] = dataclasses.replace(base, **mine) if mine else base
+    if remaining:
+        name = sorted(remaining)[0]
+        raise TypeError(f"{caller} got an unexpected keyword argument {name!r}")
+    return out

@@ -1,0 +1,174 @@
+"""Augmented random training patches, and deterministic validation patches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..normalize import DEFAULT_PERCENTILES, apply_range, percentile_range
+from .targets import SUPPORTED_OUTPUTS, make_targets
+
+
+@dataclass
+class Augmentation:
+    """Random patch augmentation settings (``None``/1.0 ranges disable one).
+
+    Attributes
+    ----------
+    flips, rotations : bool
+        Random horizontal/vertical flips and 90-degree rotations.
+    scale_range : (float, float)
+        Zoom factor range (log-uniform): simulates other pixel sizes.
+    intensity_range : (float, float)
+        Multiplier of normalized intensities.
+    shift : float
+        Maximum additive offset of normalized intensities.
+    gamma_range : (float, float)
+        Gamma applied to positive normalized intensities (half the patches).
+    noise_std : float
+        Maximum standard deviation of additive Gaussian noise (half the
+        patches).
+    """
+
+    flips: bool = True
+    rotations: bool = True
+    scale_range: tuple[float, float] = (0.75, 1.33)
+    intensity_range: tuple[float, float] = (0.75, 1.25)
+    shift: float = 0.05
+    gamma_range: tuple[float, float] = (0.7, 1.4)
+    noise_std: float = 0.05
+
+    @classmethod
+    def none(cls) -> Augmentation:
+        return cls(False, False, (1.0, 1.0), (1.0, 1.0), 0.0, (1.0, 1.0), 0.0)
+
+
+class PatchSampler:
+    """Draws augmented random patches from a list of planes.
+
+    Half of the patches (``object_fraction``) are centred on a random object
+    pixel, so sparse images still yield patches with nuclei; the rest are
+    uniform, so the network also sees empty background.
+
+    Parameters
+    ----------
+    planes, label_planes
+        Output of :func:`training_planes`.
+    patch_size : int
+        Patch edge in pixels.
+    outputs : sequence of str
+        Target channels (see :func:`make_targets`).
+    percentiles : (float, float)
+        Normalization percentiles, computed per plane as at prediction time.
+    augment : Augmentation or None
+    """
+
+    def __init__(self, planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
+                 percentiles=DEFAULT_PERCENTILES, augment: Augmentation | None = None,
+                 object_fraction: float = 0.5, boundary_width: int = 2):
+        self.patch = int(patch_size)
+        self.outputs = tuple(outputs)
+        self.augment = augment or Augmentation.none()
+        self.object_fraction = object_fraction
+        self.boundary_width = boundary_width
+        big = int(np.ceil(self.patch * max(1.0, self.augment.scale_range[1]))) + 1
+        self.planes, self.labels, self.ranges, self.fg = [], [], [], []
+        for img, lab in zip(planes, label_planes):
+            # Ranges from the unpadded plane, exactly as prediction does.
+            lo_hi = [percentile_range(img[..., k], *percentiles) for k in range(img.shape[-1])]
+            self.ranges.append((np.array([r[0] for r in lo_hi]), np.array([r[1] for r in lo_hi])))
+            pad = [(0, max(0, big - img.shape[0])), (0, max(0, big - img.shape[1]))]
+            if any(p[1] for p in pad):
+                img = np.pad(img, pad + [(0, 0)], mode="symmetric")
+                lab = np.pad(lab, pad, mode="symmetric")
+            self.planes.append(img)
+            self.labels.append(lab)
+            fg = np.flatnonzero(lab > 0)
+            if len(fg) > 20_000:  # enough centres, and bounded memory
+                fg = fg[:: len(fg) // 20_000 + 1]
+            self.fg.append(fg.astype(np.int64))
+        areas = np.array([lab.size for lab in self.labels], dtype=float)
+        self.weights = areas / areas.sum()
+
+    def sample(self, rng: np.random.Generator):
+        """One ``(image (p, p, C) float32, targets (p, p, n_out) uint8)`` patch."""
+        a, p = self.augment, self.patch
+        i = int(rng.choice(len(self.planes), p=self.weights))
+        img, lab = self.planes[i], self.labels[i]
+        lo_s, hi_s = np.log(a.scale_range[0]), np.log(a.scale_range[1])
+        scale = float(np.exp(rng.uniform(lo_s, hi_s))) if hi_s > lo_s else 1.0
+        c = min(int(round(p * scale)), img.shape[0], img.shape[1])
+        h, w = lab.shape
+        if len(self.fg[i]) and rng.random() < self.object_fraction:
+            y, x = np.unravel_index(self.fg[i][rng.integers(len(self.fg[i]))], lab.shape)
+            y0 = rng.integers(max(0, y - c + 1), min(y, h - c) + 1)
+            x0 = rng.integers(max(0, x - c + 1), min(x, w - c) + 1)
+        else:
+            y0, x0 = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
+        x_patch = img[y0:y0 + c, x0:x0 + c]
+        l_patch = lab[y0:y0 + c, x0:x0 + c]
+        if c != p:
+            z = p / c
+            x_patch = ndi.zoom(x_patch.astype(np.float32), (z, z, 1), order=1,
+                               mode="nearest", grid_mode=True)
+            l_patch = ndi.zoom(l_patch, (z, z), order=0, mode="nearest", grid_mode=True)
+        x_patch = apply_range(x_patch, *self.ranges[i])
+        if a.rotations:
+            k = int(rng.integers(4))
+            x_patch, l_patch = np.rot90(x_patch, k), np.rot90(l_patch, k)
+        if a.flips and rng.random() < 0.5:
+            x_patch, l_patch = x_patch[:, ::-1], l_patch[:, ::-1]
+        x_patch = self._intensity(np.ascontiguousarray(x_patch), rng)
+        targets = make_targets(np.ascontiguousarray(l_patch), self.outputs, self.boundary_width)
+        return x_patch, targets
+
+    def _intensity(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        a = self.augment
+        if a.gamma_range != (1.0, 1.0) and rng.random() < 0.5:
+            g = float(np.exp(rng.uniform(np.log(a.gamma_range[0]), np.log(a.gamma_range[1]))))
+            pos = x > 0
+            x[pos] = x[pos] ** g
+        if a.intensity_range != (1.0, 1.0):
+            x *= rng.uniform(*a.intensity_range)
+        if a.shift:
+            x += rng.uniform(-a.shift, a.shift)
+        if a.noise_std and rng.random() < 0.5:
+            x += rng.normal(0, rng.uniform(0, a.noise_std), x.shape).astype(np.float32)
+        return x
+
+    def batch(self, n: int, rng: np.random.Generator):
+        """``n`` patches stacked: ``(n, p, p, C)`` float32, ``(n, p, p, n_out)`` float32."""
+        xs, ys = zip(*(self.sample(rng) for _ in range(n)))
+        return np.stack(xs), np.stack(ys).astype(np.float32)
+
+
+def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
+                 percentiles=DEFAULT_PERCENTILES, max_patches: int = 256, boundary_width: int = 2):
+    """Deterministic validation patches tiling the planes (no augmentation).
+
+    Windows cover each plane on a regular grid (the last row/column flush
+    with the border); at most ``max_patches`` windows, evenly subsampled.
+
+    Returns
+    -------
+    x : float32 ``(N, p, p, C)``
+    y : uint8 ``(N, p, p, n_out)``
+    """
+    sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
+                           boundary_width=boundary_width)
+    p = sampler.patch
+    windows = []
+    for i, lab in enumerate(sampler.labels):
+        h, w = lab.shape
+        ys = sorted({*range(0, h - p + 1, p), h - p})
+        xs = sorted({*range(0, w - p + 1, p), w - p})
+        windows += [(i, y, x) for y in ys for x in xs]
+    if len(windows) > max_patches:
+        windows = [windows[k] for k in np.linspace(0, len(windows) - 1, max_patches).astype(int)]
+    xs, ys = [], []
+    for i, y, x in windows:
+        xs.append(apply_range(sampler.planes[i][y:y + p, x:x + p], *sampler.ranges[i]))
+        ys.append(make_targets(sampler.labels[i][y:y + p, x:x + p], outputs, boundary_width))
+    return np.stack(xs), np.stack(ys)
