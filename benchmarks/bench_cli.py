@@ -76,8 +76,8 @@ def main():
 
     import napari_unet as nu
     from napari_unet.cli import main as cli_main
-    from napari_unet.tiff import read_tiff
     from napari_unet.largescale import cached_model
+    from napari_unet.tiff import read_tiff
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_cli_"))
     try:

@@ -264,8 +264,8 @@ def _one_run(kind: str, model, info, planes, labels, args) -> list[float]:
     import keras
 
     import napari_unet as nu
-    from napari_unet.training import loop as training
     from napari_unet.training import Augmentation, PatchSampler, training_planes
+    from napari_unet.training import loop as training
 
     stamps: list[float] = []
     if kind == "train":

@@ -25,7 +25,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from _common import PeakRSS, load_benchmark_model, nuclei_image, timed
 
 

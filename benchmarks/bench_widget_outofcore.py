@@ -37,9 +37,9 @@ def child(mode: str, store: str, results: str) -> dict:
     import dask.array as da
     import napari
     import numpy as np
+    from _common import PeakRSS
     from qtpy.QtWidgets import QApplication
 
-    from _common import PeakRSS
     from napari_unet._widgets import _largescale
 
     _largescale.OUT_OF_CORE_PIXELS = 0 if mode == "out of core" else np.inf
@@ -82,7 +82,6 @@ def main() -> int:
 
     import numpy as np
     import zarr
-
     from _common import nuclei_image
 
     shape = tuple(int(n) for n in args.shape.split(","))

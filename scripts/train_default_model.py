@@ -147,7 +147,7 @@ def evaluate_split(images, labels, names, model_path: Path) -> dict:
     scores = {}
     for method, pred in preds.items():
         scores[method] = {"all": nu.evaluate(pred, labels)}
-        for name, p, g in zip(names, pred, labels):
+        for name, p, g in zip(names, pred, labels, strict=True):
             scores[method][name] = nu.evaluate(p, g)
     return scores
 

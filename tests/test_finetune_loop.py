@@ -5,8 +5,8 @@ from scipy import ndimage as ndi
 from skimage.draw import disk
 
 import napari_unet as nu
-from napari_unet.training import read_dataset
 from napari_unet.export import export_pairs
+from napari_unet.training import read_dataset
 
 
 def nuclei_scene(shape=(192, 192), n=40, seed=0):

@@ -111,10 +111,10 @@ def test_lazy_stack_and_semantic_mode_match_in_memory(blob_model_path):
 
 
 def test_percentiles_are_global_per_plane_not_per_chunk(blob_model_path):
-    from napari_unet.largescale.blocks import plane_range
     from napari_unet.largescale import _plan
-    from napari_unet.settings import split_options
+    from napari_unet.largescale.blocks import plane_range
     from napari_unet.prediction import plane_range as in_memory_range
+    from napari_unet.settings import split_options
 
     image = blob_image(0, shape=(2100, 2000))  # > 4M px: the strided subsample
     image[:300] = 60000  # one bright band: chunk-wise percentiles would differ

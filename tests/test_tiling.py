@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage as ndi
 
 import napari_unet as nu
-from napari_unet.prediction import plane_range
 from napari_unet.engine import run_model
+from napari_unet.prediction import plane_range
 from napari_unet.tiling import mirror_index, predict_whole_plane, taper, window_starts
 
 

@@ -35,7 +35,7 @@ def pairs():
 
 
 def test_training_learns_and_saves_model_with_metadata(pairs, tmp_path):
-    images, labels = zip(*pairs)
+    images, labels = zip(*pairs, strict=True)
     events = []
     path = tmp_path / "m.keras"
     res = train(list(images), list(labels), epochs=3, steps_per_epoch=8, output_path=path,
@@ -68,7 +68,7 @@ def test_cancel_keeps_existing_file_byte_identical(pairs, tmp_path):
         if event["event"] == "step" and event["step"] == 2:
             stop.set()
 
-    images, labels = zip(*pairs)
+    images, labels = zip(*pairs, strict=True)
     res = train(list(images), list(labels), epochs=2, steps_per_epoch=50, output_path=path,
                 overwrite=True, progress=progress, cancel=stop, **FAST)
     assert res.stopped == "cancelled" and res.cancelled
@@ -87,7 +87,7 @@ def test_cancel_after_an_epoch_keeps_best_so_far(pairs, tmp_path):
         calls.append(1)
         return len(calls) > 4
 
-    images, labels = zip(*pairs)
+    images, labels = zip(*pairs, strict=True)
     res = train(list(images), list(labels), epochs=3, steps_per_epoch=3, output_path=path,
                 cancel=cancel, **FAST)
     assert res.cancelled and len(res.history) == 1 and res.path == path
@@ -103,14 +103,14 @@ def test_time_limit_and_single_image_split(pairs):
 
 def test_finetune_single_output_model(tiny_model, pairs):
     before = [w.copy() for w in tiny_model.get_weights()]
-    images, labels = zip(*pairs)
+    images, labels = zip(*pairs, strict=True)
     res = train(list(images), list(labels), model=tiny_model, epochs=1, steps_per_epoch=3,
                 val_fraction=0, patch_size=32, batch_size=4, augment=True, jit_compile=False)
     assert res.info.outputs == ["foreground"] and res.info.out_channels == 1
     assert res.info.parent == tiny_model.name and res.info.depth == 2
     assert res.model is not tiny_model
     assert res.best_score == pytest.approx(res.history[0]["loss"])  # no validation
-    for a, b in zip(before, tiny_model.get_weights()):
+    for a, b in zip(before, tiny_model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # the model passed in is untouched
     with pytest.raises(ValueError, match="outputs"):
         train(list(images), list(labels), model=tiny_model, outputs=("foreground", "boundary"),

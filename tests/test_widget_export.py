@@ -12,7 +12,7 @@ import tifffile  # noqa: E402
 
 from napari_unet._widgets import _edits, export_widget  # noqa: E402
 from napari_unet._widgets._edits import EditTracker, tracker_for  # noqa: E402
-from napari_unet._widgets.export_widget import ExportWidget, edited_boxes  # noqa: E402
+from napari_unet._widgets.export_widget import ExportWidget  # noqa: E402
 from napari_unet.training import read_dataset  # noqa: E402
 
 TIMEOUT = 30_000
@@ -115,19 +115,6 @@ def test_edited_slices_and_regions(make_napari_viewer, tmp_path, notes, monkeypa
     mask = tifffile.imread(tmp_path / "ds" / written[0]["mask"])
     np.testing.assert_array_equal(mask, labels.data[2, :64, :64])
     assert [kind for kind, _ in notes] == ["error", "info", "info"], notes
-
-
-def test_edited_boxes_group_grow_and_merge():
-    grid = np.zeros((8, 8), bool)
-    grid[0, 0] = grid[7, 7] = True
-    assert edited_boxes(grid, 16, (128, 128), min_size=40) == [(0, 40, 0, 40),
-                                                               (88, 128, 88, 128)]
-    grid[2, 2] = True  # one tile apart from (0, 0): one group
-    assert edited_boxes(grid, 16, (128, 128), min_size=16)[0] == (0, 64, 0, 64)
-    # Grown boxes that overlap are merged.
-    grid = np.zeros((8, 8), bool)
-    grid[1, 1] = grid[1, 5] = True
-    assert edited_boxes(grid, 16, (128, 128), min_size=64) == [(0, 64, 0, 120)]
 
 
 def test_current_slice_of_lazy_stack_in_worker(make_napari_viewer, qtbot, tmp_path, notes,

@@ -402,7 +402,7 @@ def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_fi
 
     from napari_unet._widgets import _job, _largescale
 
-    monkeypatch.setenv(_largescale.RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.setenv("NAPARI_UNET_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setattr(_largescale, "OUT_OF_CORE_PIXELS", 100 * 100)  # "huge" = over 10k px
     # The in-memory path must not run: it would hold the whole image.
     monkeypatch.setattr(_job.prediction, "predict_probabilities",

@@ -15,11 +15,11 @@ pytest.importorskip("pytestqt")
 
 import napari_unet  # noqa: E402
 from napari_unet import ModelInfo, read_model_info, save_model  # noqa: E402
-from napari_unet.training import loop as training  # noqa: E402
 from napari_unet._widgets import _models, train_widget  # noqa: E402
 from napari_unet._widgets._models import ModelRegistry  # noqa: E402
 from napari_unet._widgets.train_widget import TrainWidget, default_output_path  # noqa: E402
 from napari_unet.export import export_pairs  # noqa: E402
+from napari_unet.training import loop as training  # noqa: E402
 
 TIMEOUT = 120_000  # ms; the machine may be busy
 

@@ -26,6 +26,7 @@ __all__ = [
     "AxesWarning",
     "axes_from_names",
     "channel_axis_between",
+    "channel_axis_from_names",
     "default_axes",
     "resolve_axes",
 ]
@@ -226,15 +227,22 @@ def axes_from_names(names) -> str | None:
     return "".join(letters)
 
 
+def channel_axis_from_names(names) -> int | None:
+    """The axis whose name means channels (``c``, ``ch``, ``channel``...), or None."""
+    found = [i for i, name in enumerate(names) if _NAMES.get(str(name).strip().lower()) == "C"]
+    return found[0] if len(found) == 1 else None
+
+
 def channel_axis_between(image_shape, label_shape, *, axes=None, rgb: bool = False,
                          names=None) -> int | None:
     """The image axis whose removal gives the labels' shape (a channel axis).
 
     The one rule used wherever an image is paired with labels (export,
-    training from layers, training from dataset folders): the image's own
-    axes first (``axes``, ``rgb``, ``names``), then any axis other than the
-    last two whose removal makes the shapes equal. None when the shapes
-    already match.
+    training from layers, training from dataset folders): what the image
+    says about itself first (``axes`` letters, ``rgb``, a channel-like axis
+    name), then any axis other than the last two whose removal makes the
+    shapes equal. None when the shapes already match and nothing says the
+    image has channels.
 
     Raises
     ------
@@ -243,22 +251,22 @@ def channel_axis_between(image_shape, label_shape, *, axes=None, rgb: bool = Fal
     """
     image_shape, label_shape = tuple(map(int, image_shape)), tuple(map(int, label_shape))
     n = len(image_shape)
-    if not rgb and axes is None and image_shape == label_shape:
-        return None
     candidates = []
-    if axes is not None or rgb or names is not None:
-        try:
-            known = resolve_axes(n, axes, rgb=rgb, names=names, announce=False).channel_axis
-        except ValueError:
-            known = None
-        if known is not None:
-            candidates.append(known)
-    if not rgb and axes is None:
-        candidates += list(range(n - 2))
+    if axes is not None:
+        candidates.append(resolve_axes(n, axes, announce=False).channel_axis)
+    elif rgb:
+        candidates.append(n - 1)
+    else:
+        named = channel_axis_from_names(names) if names is not None else None
+        if image_shape == label_shape and named is None:
+            return None
+        candidates += ([named] if named is not None else []) + list(range(n - 2))
     for axis in candidates:
+        if axis is None:
+            if image_shape == label_shape:
+                return None
+            continue
         if image_shape[:axis] + image_shape[axis + 1:] == label_shape:
             return axis
-    if image_shape == label_shape and not rgb:
-        return None
     raise ValueError(f"the image {image_shape} and the labels {label_shape} do not have the "
                      "same shape (a channel axis aside)")

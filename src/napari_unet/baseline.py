@@ -50,7 +50,7 @@ def otsu_watershed(
     from skimage.filters import threshold_otsu
 
     from .normalize import normalize_percentile
-    from .postprocess import probabilities_to_labels
+    from .postprocess import offset_ids, probabilities_to_labels
 
     image = np.asarray(image)
     if image.ndim < 2:
@@ -66,6 +66,6 @@ def otsu_watershed(
         mask = (plane > threshold_otsu(plane)).astype(np.float32)
         labels = probabilities_to_labels(mask, outputs=["foreground"], threshold=0.5,
                                          min_size=min_size, split_h=split_h)
-        out[index] = np.where(labels > 0, labels + offset, 0)
-        offset += int(labels.max())
+        offset = offset_ids(labels, offset)
+        out[index] = labels
     return out

@@ -117,10 +117,11 @@ def output_path(path: Path, output: Path, zarr_out: bool) -> Path:
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
+    from .model_io import load_model_cached
+
     # Via the package: importing the submodule first would leave
     # ``napari_unet.segment`` bound to the module instead of the function.
     from .pipeline import segment
-    from .model_io import load_model_cached
     from .tiff import write_tiff_atomic
 
     inputs = expand_inputs(args.inputs)
@@ -265,14 +266,17 @@ def cmd_train(args) -> int:
         raise CLIError(f"-o must name a .keras file: {out}")
     if out.exists() and not args.overwrite:
         raise CLIError(f"output exists (use --overwrite to replace it): {out}")
-    images, labels, names = [], [], []
+    images, labels, names, with_channels = [], [], [], set()
     for folder in args.datasets:
         if not Path(folder).is_dir():
             raise CLIError(f"dataset folder not found: {folder}")
-        ds = read_dataset(folder, channel_axis=args.channel_axis)
+        ds = read_dataset(folder, channel_axis=args.channel_axis)  # channels come out last
         images += ds.images
         labels += ds.labels
         names.append(str(folder))
+        with_channels.add(ds.channel_axis is not None)
+    if len(with_channels) > 1:
+        raise CLIError("some datasets have multichannel images and others do not")
     bar = None
 
     def progress(state):
@@ -298,7 +302,7 @@ def cmd_train(args) -> int:
 
     try:
         result = train(images, labels, model=args.base_model, base_filters=args.base_filters,
-                       channel_axis=args.channel_axis, epochs=args.epochs,
+                       channel_axis=-1 if True in with_channels else None, epochs=args.epochs,
                        steps_per_epoch=args.steps, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, patch_size=args.patch_size,
                        val_fraction=args.val_fraction, augment=not args.no_augment,
@@ -378,8 +382,8 @@ def main(argv=None) -> int:
     """Entry point of the ``napari-unet`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .model_io import ModelFileError
     from .cancel import Cancelled
+    from .model_io import ModelFileError
 
     try:
         return args.func(args)

@@ -73,7 +73,8 @@ def _pairs(pred, gt) -> list[tuple[np.ndarray, np.ndarray]]:
     if isinstance(pred, Sequence) and not isinstance(pred, np.ndarray):
         if not isinstance(gt, Sequence) or len(gt) != len(pred):
             raise ValueError("pred and gt must both be arrays or lists of equal length")
-        pairs = [(_as_labels(p, "pred"), _as_labels(g, "gt")) for p, g in zip(pred, gt)]
+        pairs = [(_as_labels(p, "pred"), _as_labels(g, "gt"))
+                 for p, g in zip(pred, gt, strict=True)]
     else:
         pairs = [(_as_labels(pred, "pred"), _as_labels(gt, "gt"))]
     for p, g in pairs:
@@ -208,7 +209,7 @@ def match_instances(pred, gt, iou_threshold: float = 0.5, *,
     tp = n_p = n_g = 0
     total = 0.0
     for p, g in _pairs(pred, gt):
-        for pp, gg in zip(_planes(p, per_plane), _planes(g, per_plane)):
+        for pp, gg in zip(_planes(p, per_plane), _planes(g, per_plane), strict=True):
             t, a, b, s = _match_counts(pp, gg, iou_threshold)
             tp, n_p, n_g, total = tp + t, n_p + a, n_g + b, total + s
     if n_p == 0 and n_g == 0:

@@ -17,10 +17,11 @@ import numpy as np
 
 from .. import postprocess, prediction
 from ..cancel import Cancelled
-from ._edits import compose
+from ..edits import compose
+from ..postprocess import offset_ids
+from ..scope import Scope
 from ._largescale import segment_to_store
 from ._warmup import ensure_tensorflow
-from ._layers import Region
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Job:
     index: tuple  # index of the region in ``data``
     channel_axis: int | None  # in ``data[index]``
     channels: object
-    region: Region
+    region: Scope
     tile_size: int
     overlap: int
     batch_size: int
@@ -121,8 +122,7 @@ def relabel_patches(patches, existing: np.ndarray, params: dict):
     for region, probs, info in patches:
         labels = relabel(probs, info, params)
         if offset:
-            labels = np.where(labels > 0, labels + offset, 0).astype(np.int32)
-            offset = max(offset, int(labels.max()))
+            offset = offset_ids(labels, offset)
         out.append((region, compact(labels)))
     return out
 

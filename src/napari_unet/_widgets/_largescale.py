@@ -6,20 +6,20 @@ written to a zarr store on disk, and the result layer backed by that store
 (napari reads only what it shows; painting writes into the store). Nothing
 of the image or of its probabilities is ever held whole in memory.
 
-Stores go to the user's cache folder (``platformdirs``), or to
-``$NAPARI_UNET_RESULTS_DIR``; the notification after a run says where.
+Stores go to :func:`napari_unet.paths.results_dir`; the notification after
+a run says where.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-RESULTS_ENV = "NAPARI_UNET_RESULTS_DIR"
+from ..paths import results_dir
+
 #: Whole-layer runs on lazy data above this many label pixels go out of
 #: core. In memory, a run needs ~16 bytes per pixel (probabilities, labels,
 #: post-processing): 2**26 px (an 8192 x 8192 plane) is ~1 GiB.
@@ -37,18 +37,6 @@ def wants_out_of_core(data, region, label_shape) -> bool:
     if not is_lazy(data) or not region.is_whole:
         return False
     return int(np.prod(label_shape, dtype=np.int64)) > OUT_OF_CORE_PIXELS
-
-
-def results_dir() -> Path:
-    """Folder for out-of-core label stores."""
-    override = os.environ.get(RESULTS_ENV)
-    if override:
-        return Path(override)
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:
-        return Path.home() / ".cache" / "napari-unet" / "results"
-    return Path(user_cache_dir("napari-unet", appauthor=False)) / "results"
 
 
 def new_store_path(image_name: str) -> Path:

@@ -4,15 +4,16 @@ An Image layer becomes ``(data, channel_axis, channels)`` for
 :func:`napari_unet.predict_probabilities`; the result becomes a Labels layer
 with the image's geometry (scale, translate, rotate, shear, affine, units,
 axis labels) minus any channel axis, so it overlays the image exactly.
-Scopes ("current slice", "visible region") are :class:`Region` objects over
+Scopes ("current slice", "visible region") are :class:`Scope` objects over
 the *label* axes (the image's axes without channels).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from ..axes import channel_axis_from_names
+from ..scope import Scope, whole_scope
 
 SCOPES = ("whole layer", "current slice", "visible region")
 RGB_NAMES = ("red", "green", "blue", "alpha")
@@ -54,10 +55,8 @@ def guess_channel_axis(layer) -> int | None:
     """A leading axis labelled like channels ('c', 'ch', 'channel'), else None."""
     if layer is None or layer.rgb:
         return None
-    for i, label in enumerate(layer.axis_labels[: max(0, layer.ndim - 2)]):
-        if str(label).lower() in ("c", "ch", "channel", "channels"):
-            return i
-    return None
+    axis = channel_axis_from_names(layer.axis_labels)
+    return axis if axis is not None and axis < layer.ndim - 2 else None
 
 
 def channel_count(layer, axis: int | None) -> int:
@@ -141,58 +140,8 @@ def unique_name(layers, base: str) -> str:
 # --------------------------------------------------------------------------
 # Scopes
 # --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Region:
-    """Part of the label array to compute.
-
-    Attributes
-    ----------
-    lead : tuple of int or None
-        Index over the leading (Z, T...) label axes; None for all planes.
-    yx : (slice, slice)
-        Target window in the plane, written to the labels.
-    yx_read : (slice, slice)
-        Window read from the image: ``yx`` plus context, so objects at the
-        window's edge are predicted as in the whole image.
-    """
-
-    lead: tuple[int, ...] | None
-    yx: tuple[slice, slice]
-    yx_read: tuple[slice, slice]
-    ndim: int
-
-    @property
-    def target(self) -> tuple:
-        """Index of the region in the label array."""
-        lead = (slice(None),) * (self.ndim - 2) if self.lead is None else self.lead
-        return lead + self.yx
-
-    @property
-    def read(self) -> tuple:
-        """Index of the image (label axes) to feed the core."""
-        lead = (slice(None),) * (self.ndim - 2) if self.lead is None else self.lead
-        return lead + self.yx_read
-
-    @property
-    def crop(self) -> tuple:
-        """Index taking the target out of the predicted (read) window."""
-        y, x = self.yx
-        ry, rx = self.yx_read
-        return (Ellipsis, slice(y.start - ry.start, y.stop - ry.start),
-                slice(x.start - rx.start, x.stop - rx.start))
-
-    @property
-    def is_whole(self) -> bool:
-        return self.lead is None and self.yx == self.yx_read
-
-
-def whole_region(shape: tuple[int, ...]) -> Region:
-    yx = (slice(0, shape[-2]), slice(0, shape[-1]))
-    return Region(None, yx, yx, len(shape))
-
-
-def scope_region(viewer, layer, axis: int | None, scope: str, context: int = 32) -> Region:
-    """The :class:`Region` of ``layer`` selected by ``scope``.
+def scope_region(viewer, layer, axis: int | None, scope: str, context: int = 32) -> Scope:
+    """The :class:`Scope` of ``layer`` selected by ``scope``.
 
     Raises
     ------
@@ -200,7 +149,7 @@ def scope_region(viewer, layer, axis: int | None, scope: str, context: int = 32)
         If the view does not show the layer's Y/X plane in 2D.
     """
     shape = label_shape(layer, axis)
-    whole = whole_region(shape)
+    whole = whole_scope(shape)
     if scope == "whole layer":
         return whole
     if scope not in SCOPES:
@@ -217,7 +166,7 @@ def scope_region(viewer, layer, axis: int | None, scope: str, context: int = 32)
     lead = [int(np.clip(point[i], 0, base_data(layer).shape[i] - 1))
             for i in range(layer.ndim - 2) if i != axis]
     # Axes of a 2D image are all shown: "current slice" is the whole image.
-    region = Region(tuple(lead) if lead else None, whole.yx, whole.yx, len(shape))
+    region = Scope(tuple(lead) if lead else None, whole.yx, whole.yx, len(shape))
     if scope == "current slice":
         return region
     corners = np.asarray(layer.corner_pixels)[:, -2:]
@@ -231,10 +180,10 @@ def scope_region(viewer, layer, axis: int | None, scope: str, context: int = 32)
     yx = (slice(int(y0), int(y1)), slice(int(x0), int(x1)))
     yx_read = (slice(max(0, int(y0) - context), min(h, int(y1) + context)),
                slice(max(0, int(x0) - context), min(w, int(x1) + context)))
-    return Region(region.lead, yx, yx_read, len(shape))
+    return Scope(region.lead, yx, yx_read, len(shape))
 
 
-def image_index(region: Region, layer, axis: int | None) -> tuple[tuple, int | None]:
+def image_index(region: Scope, layer, axis: int | None) -> tuple[tuple, int | None]:
     """Index into the image data for ``region`` and the sliced channel axis.
 
     Returns

@@ -1,23 +1,20 @@
 """The widget's model list: shipped default, recently used files, loaded cache.
 
 Recently used model files are remembered in ``recent_models.json`` in the
-user's config directory (``platformdirs`` when installed, else
-``~/.config/napari-unet``). ``NAPARI_UNET_CONFIG_DIR`` overrides the
-directory, so tests never touch the real one.
+user's settings folder (:func:`napari_unet.paths.config_dir`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from psygnal import SignalInstance
 
 from .._atomic import atomic_write
 from ..model_io import ModelFileError, ModelInfo, default_model_path, read_model_info
+from ..paths import config_dir
 
-CONFIG_ENV = "NAPARI_UNET_CONFIG_DIR"
 RECENT_FILE = "recent_models.json"
 #: Sentinel value of the "Load model file…" entry of the model combo box.
 LOAD_ENTRY = "__load_model_file__"
@@ -26,18 +23,6 @@ LOAD_ENTRY = "__load_model_file__"
 #: file that just became available, e.g. one the Train widget wrote. Widgets
 #: listing models connect to it and refresh their model combo box.
 model_added = SignalInstance((str,), name="model_added")
-
-
-def config_dir() -> Path:
-    """Directory holding the widget's small settings files."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override)
-    try:
-        from platformdirs import user_config_dir
-    except ImportError:  # platformdirs is optional: fall back to XDG layout.
-        return Path.home() / ".config" / "napari-unet"
-    return Path(user_config_dir("napari-unet", appauthor=False))
 
 
 class ModelRegistry:

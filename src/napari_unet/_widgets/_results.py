@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..scope import Scope
 from ._edits import EditTracker
-from ._layers import Region, unique_name
+from ._layers import unique_name
 
 
 @dataclass(eq=False)  # Identity semantics: holds arrays and layers.
@@ -21,7 +22,7 @@ class Result:
     layer : napari.layers.Labels
     tracker : EditTracker
         The user's edits of ``layer``.
-    patches : list of (Region, probabilities, ModelInfo)
+    patches : list of (Scope, probabilities, ModelInfo)
         Cached network outputs, so settings changes re-label without
         running the network.
     params : dict
@@ -41,7 +42,7 @@ class Result:
     warned_version: int = -1
     generation: int = 0  # Bumped by every run written: stale re-labels are dropped.
 
-    def cache(self, region: Region, probs: np.ndarray, info) -> None:
+    def cache(self, region: Scope, probs: np.ndarray, info) -> None:
         """Remember ``probs`` of ``region``, folding it into a cached patch.
 
         A region inside a cached patch updates that patch in place (a
@@ -59,14 +60,14 @@ class Result:
         self.patches = kept + [(region, probs, info)]
 
 
-def _contains(outer: Region, inner: Region) -> bool:
+def _contains(outer: Scope, inner: Scope) -> bool:
     if outer.lead is not None and outer.lead != inner.lead:
         return False
     return all(o.start <= i.start and i.stop <= o.stop
                for o, i in zip(outer.yx, inner.yx, strict=True))
 
 
-def _relative(outer: Region, inner: Region) -> tuple:
+def _relative(outer: Scope, inner: Scope) -> tuple:
     """Index of ``inner.target`` inside arrays shaped like ``outer.target``."""
     lead = () if outer.lead is not None else (
         tuple(inner.lead) if inner.lead is not None else (Ellipsis,))
@@ -141,7 +142,7 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
     return target
 
 
-def _write_probabilities(viewer, result: Result, region: Region, outcome, image_name: str):
+def _write_probabilities(viewer, result: Result, region: Scope, outcome, image_name: str):
     from napari.layers import Image
 
     outputs = list(outcome.info.outputs)
@@ -159,7 +160,7 @@ def _write_probabilities(viewer, result: Result, region: Region, outcome, image_
     viewer.layers.move(viewer.layers.index(result.prob_layer), index)
 
 
-def write_region(layer, tracker: EditTracker, region: Region, values: np.ndarray) -> None:
+def write_region(layer, tracker: EditTracker, region: Scope, values: np.ndarray) -> None:
     """Write ``values`` at ``region.target`` of a Labels or Image layer.
 
     A whole-layer result replaces the data (one event, no copy); a part is
@@ -180,7 +181,7 @@ def write_region(layer, tracker: EditTracker, region: Region, values: np.ndarray
         layer.refresh()
 
 
-def full_array(shape: tuple[int, ...], region: Region, values: np.ndarray) -> np.ndarray:
+def full_array(shape: tuple[int, ...], region: Scope, values: np.ndarray) -> np.ndarray:
     """A new full-shape array holding ``values`` at ``region`` (zeros elsewhere)."""
     if region.is_whole and values.shape == tuple(shape):
         return values

@@ -7,7 +7,6 @@ it never raises, so the widget can turn every error into one notification.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,24 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import models_dir
 from ..training import loop as training
 from ..training.data import read_dataset
 from ._warmup import ensure_tensorflow
 
-MODELS_ENV = "NAPARI_UNET_MODELS_DIR"
 #: Below this many steps, XLA compilation costs more than it saves.
 JIT_MIN_STEPS = 100
-
-
-def models_dir() -> Path:
-    """Folder of the user's own models (``$NAPARI_UNET_MODELS_DIR`` overrides)."""
-    if os.environ.get(MODELS_ENV):
-        return Path(os.environ[MODELS_ENV])
-    try:
-        from platformdirs import user_data_dir
-    except ImportError:  # optional: the XDG layout otherwise
-        return Path.home() / ".local" / "share" / "napari-unet" / "models"
-    return Path(user_data_dir("napari-unet", appauthor=False)) / "models"
 
 
 def default_output_path(parent: str | None, base_filters: int = 16, now=None) -> Path:
@@ -69,41 +57,17 @@ class TrainJob:
     settings: dict  # keyword arguments of training.train
 
 
-def dataset_arrays(folder) -> tuple[list, list]:
-    """Images (channels last) and labels of a dataset folder.
-
-    Exported multichannel images are stored channels first (``CYX``); other
-    folders are tried without channels, channels first, then last.
-    """
-    from ..export import read_manifest
-
-    try:
-        kinds = {p.get("image_axes", "YX") for p in read_manifest(folder)["pairs"]}
-    except ValueError:
-        kinds = set()  # a foreign manifest: only the files matter here
-    first = None
-    for axis in [0] if kinds == {"CYX"} else [None, 0, -1]:
-        try:
-            data = read_dataset(folder, channel_axis=axis)
-            break
-        except ValueError as err:
-            first = first or err
-    else:
-        raise first  # the plain reading's message is the clearest
-    move = (lambda a: a[..., None]) if axis is None else (lambda a: np.moveaxis(a, axis, -1))
-    return [move(np.asarray(a)) for a in data.images], list(data.labels)
-
-
 def run_training(job: TrainJob, progress, cancel):
     """Load the data and train; returns a TrainingResult or the exception."""
     try:
         ensure_tensorflow()  # imported outside Qt's thread pool (see _warmup)
         images, labels, parts = [], [], []
         for folder in job.folders:
-            imgs, labs = dataset_arrays(folder)
-            images += imgs
-            labels += labs
-            parts.append(f"{Path(folder).name} ({len(imgs)} pairs)")
+            data = read_dataset(folder)  # channels, if any, come out last
+            images += [img if data.channel_axis is not None else img[..., None]
+                       for img in data.images]
+            labels += data.labels
+            parts.append(f"{Path(folder).name} ({len(data.images)} pairs)")
         for data, axis, labs, name in job.layer_pairs:
             img = np.asarray(data)
             images.append(img[..., None] if axis is None else np.moveaxis(img, axis, -1))

@@ -20,8 +20,9 @@ from magicgui.widgets import ComboBox, FileEdit, Label, LineEdit, PushButton
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
-from scipy import ndimage as ndi
 
+from ..axes import channel_axis_between
+from ..edits import edited_boxes
 from ..export import Region, export_pairs, read_manifest
 from ..tiff import normalize_unit
 from . import _layers
@@ -47,28 +48,19 @@ class ExportError(Exception):
 def channel_axis_for(image, shape) -> int | None:
     """The data channel axis of ``image`` whose removal gives ``shape``.
 
-    RGB layers: the last axis. Otherwise an axis labelled like channels
-    first, then any leading axis; None when the shapes already match.
+    The core's rule (:func:`napari_unet.axes.channel_axis_between`) with what
+    the layer says: its RGB flag and its axis labels.
 
     Raises
     ------
     ExportError
         If no axis makes the shapes match.
     """
-    data_shape = tuple(int(s) for s in _layers.base_data(image).shape)
-    shape = tuple(int(s) for s in shape)
-    if image.rgb:
-        if data_shape[:-1] == shape:
-            return len(data_shape) - 1
-    elif data_shape == shape:
-        return None
-    elif len(data_shape) == len(shape) + 1:
-        guess = _layers.guess_channel_axis(image)
-        for axis in ([guess] if guess is not None else []) + list(range(len(data_shape) - 2)):
-            if data_shape[:axis] + data_shape[axis + 1:] == shape:
-                return axis
-    raise ExportError(f"The image '{image.name}' {data_shape} and the labels {shape} do not "
-                      "have the same shape (a channel axis aside).")
+    try:
+        return channel_axis_between(_layers.base_data(image).shape, shape, rgb=image.rgb,
+                                    names=image.axis_labels)
+    except ValueError as err:
+        raise ExportError(f"'{image.name}': {err}") from None
 
 
 def model_of(labels_layer) -> str | None:
@@ -81,43 +73,6 @@ def model_of(labels_layer) -> str | None:
     ours = meta.get("napari_unet")
     value = ours.get("model") if isinstance(ours, dict) else meta.get("model")
     return str(value) if value else None
-
-
-def edited_boxes(grid: np.ndarray, tile: int, shape_yx, min_size: int = MIN_CROP):
-    """``(y0, y1, x0, x1)`` crops covering the edited tiles of one plane.
-
-    Nearby edited tiles are grouped (8-connected, one tile apart), each
-    group's box gets one tile of margin (context for the edit) and is
-    grown to at least ``min_size`` px, within the plane; overlapping boxes
-    are merged, so no pixel is exported twice.
-    """
-    h, w = shape_yx
-    grown = ndi.binary_dilation(grid, structure=np.ones((3, 3), bool))
-    boxes = []
-    for sl in ndi.find_objects(ndi.label(grown, structure=np.ones((3, 3), int))[0]):
-        box = [sl[0].start * tile, min(h, sl[0].stop * tile),
-               sl[1].start * tile, min(w, sl[1].stop * tile)]
-        for lo, size in ((0, h), (2, w)):
-            need = min(min_size, size) - (box[lo + 1] - box[lo])
-            if need > 0:
-                start = min(max(0, box[lo] - need // 2), size - (box[lo + 1] - box[lo] + need))
-                box[lo], box[lo + 1] = start, start + box[lo + 1] - box[lo] + need
-        boxes.append(box)
-    merged = True
-    while merged:  # grown boxes may now overlap
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]),
-                                max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return [tuple(int(v) for v in b) for b in sorted(boxes)]
 
 
 def write_export(image_data, channel_axis, labels, regions, folder, **kwargs) -> list[dict]:

@@ -18,12 +18,12 @@ from napari.utils import cancelable_progress, progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from . import _job, _layers, _models, _largescale, _warmup
+from ..scope import Scope, whole_scope
+from . import _job, _largescale, _layers, _models, _warmup
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import Relay, RunState
-from ._results import (Result, add_placeholder, placeholder_untouched, write_region,
-                       write_run_result)
+from ._results import Result, add_placeholder, placeholder_untouched, write_region, write_run_result
 
 if TYPE_CHECKING:
     import napari
@@ -296,11 +296,11 @@ class SegmentWidget(DockWidget):
                                       context=max(32, int(self.overlap.value)))
         index, channel_axis = _layers.image_index(region, image, axis)
         data = _layers.base_data(image)
-        whole = _layers.whole_region(_layers.label_shape(image, axis))
+        whole = whole_scope(_layers.label_shape(image, axis))
         plane_index = None
         if region.yx_read != whole.yx:  # A crop: normalize it like its whole plane.
             plane_index, _ = _layers.image_index(
-                _layers.Region(region.lead, whole.yx, whole.yx, region.ndim), image, axis)
+                Scope(region.lead, whole.yx, whole.yx, region.ndim), image, axis)
         store = None
         if _largescale.wants_out_of_core(data, region, _layers.label_shape(image, axis)):
             store = _largescale.new_store_path(image.name)  # Always a new, zarr-backed layer.

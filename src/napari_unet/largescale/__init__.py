@@ -55,6 +55,7 @@ from .blocks import (
     relabel_block,
     relabel_stored,
 )
+
 __all__ = ["segment_dask", "segment_zarr"]
 
 #: Input chunks outside this range give blocks of about 1024 px instead:

@@ -13,6 +13,7 @@ from ..model_io import ModelInfo, load_model_cached
 from ..normalize import MAX_SAMPLES, percentile_range
 from ..settings import BlockSettings, LabelSettings, PredictionSettings
 
+
 class ModelRef:
     """The model as tasks see it: a file (or the default model) that each
     worker process loads once, plus the driver's loaded object for local runs."""

@@ -23,7 +23,21 @@ from ..normalize import check_dtype
 
 @dataclass
 class Dataset:
-    """Image/label pairs read from disk."""
+    """Image/label pairs read from disk.
+
+    Attributes
+    ----------
+    images : list of ndarray
+        Images with their channels, if any, on the last axis.
+    labels : list of ndarray
+        Integer labels with each image's spatial shape.
+    names : list of str
+        File stems.
+    manifest : dict
+        ``dataset.json``, if present.
+    skipped : list of str
+        Images without a mask.
+    """
 
     images: list
     labels: list
@@ -31,9 +45,22 @@ class Dataset:
     manifest: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
+    @property
+    def channel_axis(self) -> int | None:
+        """-1 when the images have channels (always last), else None."""
+        return -1 if self.images and self.images[0].ndim > self.labels[0].ndim else None
+
 
 def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
     """Read ``folder/images/*.tif`` with their ``folder/masks/<same stem>.tif``.
+
+    Each image's channel axis is found in this order: ``channel_axis`` if
+    given, the pair's ``image_axes`` in ``dataset.json`` (what
+    :func:`napari_unet.export.export_pairs` writes, e.g. ``"CYX"``), the
+    axes the TIFF file declares (RGB samples, ImageJ channels), then the one
+    axis whose removal gives the mask's shape
+    (:func:`napari_unet.axes.channel_axis_between`). Channels are moved last,
+    so a dataset exported by the napari dock trains without extra flags.
 
     Parameters
     ----------
@@ -41,8 +68,7 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
         Dataset root. ``dataset.json`` there, if present, is returned as
         ``manifest`` (free-form description: name, source, licence, ...).
     channel_axis : int, optional
-        Channel axis of multichannel images (validated by
-        :func:`training_planes`).
+        Channel axis of the image *files*, overriding what they declare.
 
     Returns
     -------
@@ -52,9 +78,12 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
     Raises
     ------
     ValueError
-        No ``images`` folder, or no image with a mask.
+        No ``images`` folder, no image with a mask, a pair whose shapes do not
+        match, or images that disagree about having channels.
     """
     import tifffile
+
+    from ..axes import channel_axis_between
 
     folder = Path(folder)
     img_dir, mask_dir = folder / "images", folder / "masks"
@@ -62,7 +91,12 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
         raise ValueError(f"{folder} is not a dataset: it has no 'images' folder")
     manifest = {}
     if (folder / "dataset.json").is_file():
-        manifest = json.loads((folder / "dataset.json").read_text())
+        try:
+            manifest = json.loads((folder / "dataset.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{folder / 'dataset.json'} is not valid JSON: {err}") from None
+    declared = {Path(p.get("image", "")).stem: p.get("image_axes")
+                for p in (manifest.get("pairs") or []) if isinstance(p, dict)}
     images, labels, names, skipped = [], [], [], []
     for path in sorted(p for p in img_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")):
         masks = [mask_dir / f"{path.stem}{ext}" for ext in (".tif", ".tiff")]
@@ -70,18 +104,40 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
         if mask is None:
             skipped.append(path.name)
             continue
-        images.append(tifffile.imread(path))
-        labels.append(tifffile.imread(mask))
+        try:
+            with tifffile.TiffFile(path) as tif:
+                img, file_axes = tif.series[0].asarray(), tif.series[0].axes
+            lab = tifffile.imread(mask)
+        except Exception as err:  # noqa: BLE001 - any unreadable file: one clear message
+            raise ValueError(f"{folder.name}/{path.name}: cannot read the pair ({err})") from None
+        axes = declared.get(path.stem)
+        names_hint = None if axes else _tiff_channel_names(file_axes, img.ndim)
+        try:
+            axis = channel_axis if channel_axis is not None else channel_axis_between(
+                img.shape, lab.shape, axes=axes, names=names_hint)
+        except ValueError as err:
+            raise ValueError(f"{folder.name}/{path.stem}: {err}") from None
+        images.append(img if axis is None else np.moveaxis(img, axis, -1))
+        labels.append(lab)
         names.append(path.stem)
     if not images:
         raise ValueError(f"No image in {img_dir} has a mask of the same name in {mask_dir}")
+    if len({img.ndim - lab.ndim for img, lab in zip(images, labels, strict=True)}) > 1:
+        raise ValueError(f"{folder.name}: some images have channels and others do not")
     # Validate now, so a bad pair is reported by file name.
-    for name, img, lab in zip(names, images, labels):
+    for name, img, lab in zip(names, images, labels, strict=True):
         try:
-            training_planes([img], [lab], channel_axis=channel_axis)
+            training_planes([img], [lab], channel_axis=-1 if img.ndim > lab.ndim else None)
         except ValueError as err:
             raise ValueError(f"{folder.name}/{name}: {err}") from None
     return Dataset(images, labels, names, manifest, skipped)
+
+
+def _tiff_channel_names(file_axes: str, ndim: int):
+    """Axis names for :func:`~napari_unet.axes.channel_axis_between` from the
+    letters tifffile reports, when they say where channels are (else None)."""
+    letters = "".join("C" if a == "S" else a for a in file_axes)
+    return list(letters) if "C" in letters and len(letters) == ndim else None
 
 
 def training_planes(images, labels, *, channel_axis: int | None = None):
@@ -116,7 +172,7 @@ def training_planes(images, labels, *, channel_axis: int | None = None):
     if len(images) != len(labels):
         raise ValueError(f"Got {len(images)} images but {len(labels)} label images.")
     planes, label_planes, n_channels = [], [], None
-    for i, (img, lab) in enumerate(zip(images, labels)):
+    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
         img, lab = np.asarray(img), np.asarray(lab)
         check_dtype(img)
         if lab.dtype.kind not in "iub":

@@ -12,9 +12,9 @@ import time
 import keras
 import numpy as np
 
-from ..model_io import save_model
 from ..cancel import is_cancelled
 from ..engine import compiled_predictor
+from ..model_io import save_model
 
 
 def _dice(t: np.ndarray, p: np.ndarray) -> float:
@@ -98,7 +98,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         preds = np.concatenate([predict(x[i:i + 16]).numpy() for i in range(0, len(x), 16)])
         record = {"val_loss": float(self.loss_fn(y, preds))}
         dices = [_dice(y[..., c] > 0, preds[..., c] > 0.5) for c in range(len(self.outputs))]
-        for name, d in zip(self.outputs, dices):
+        for name, d in zip(self.outputs, dices, strict=True):
             record[f"val_dice_{name}"] = d
         record["val_score"] = float(np.mean(dices))
         return record

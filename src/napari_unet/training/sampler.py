@@ -75,7 +75,7 @@ class PatchSampler:
         self.boundary_width = boundary_width
         big = int(np.ceil(self.patch * max(1.0, self.augment.scale_range[1]))) + 1
         self.planes, self.labels, self.ranges, self.fg = [], [], [], []
-        for img, lab in zip(planes, label_planes):
+        for img, lab in zip(planes, label_planes, strict=True):
             # Ranges from the unpadded plane, exactly as prediction does.
             lo_hi = [percentile_range(img[..., k], *percentiles) for k in range(img.shape[-1])]
             self.ranges.append((np.array([r[0] for r in lo_hi]), np.array([r[1] for r in lo_hi])))
@@ -140,7 +140,7 @@ class PatchSampler:
 
     def batch(self, n: int, rng: np.random.Generator):
         """``n`` patches stacked: ``(n, p, p, C)`` float32, ``(n, p, p, n_out)`` float32."""
-        xs, ys = zip(*(self.sample(rng) for _ in range(n)))
+        xs, ys = zip(*(self.sample(rng) for _ in range(n)), strict=True)
         return np.stack(xs), np.stack(ys).astype(np.float32)
 
 
