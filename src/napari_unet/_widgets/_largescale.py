@@ -7,7 +7,8 @@ written to a zarr store on disk, and the result layer backed by that store
 of the image or of its probabilities is ever held whole in memory.
 
 Stores go to :func:`napari_unet.paths.results_dir`; the notification after
-a run says where.
+a run says where, and warns when the stores there grow large. The run
+itself happens in the worker process (:class:`~napari_unet.worker.protocol.StoreRequest`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ..paths import results_dir
 #: core. In memory, a run needs ~16 bytes per pixel (probabilities, labels,
 #: post-processing): 2**26 px (an 8192 x 8192 plane) is ~1 GiB.
 OUT_OF_CORE_PIXELS = 2**26
+#: Above this many bytes of result stores, a finished out-of-core run warns.
+CACHE_WARN_BYTES = 5 * 2**30
 
 
 def is_lazy(data) -> bool:
@@ -51,22 +54,14 @@ def new_store_path(image_name: str) -> Path:
     return path
 
 
-def segment_to_store(job, cancel, report):
-    """Run ``job`` block by block into ``job.store``; return the store opened r+.
+def cache_warning(limit: int | None = None) -> str | None:
+    """A warning when the result stores take more than ``limit`` bytes, else None."""
+    from ..paths import cache_size
 
-    Returns ``(zarr.Array, n_objects)``.
-    """
-    import zarr
-
-    from ..largescale import segment_zarr
-
-    params = job.params
-    # The widget's loaded copy of the model (a local run: no need for a path).
-    model, info = job.registry.load(job.model_path)
-    out = segment_zarr(
-        job.data, job.store, model, info=info, quiet=True, progress=report, cancel=cancel,
-        mode=params["mode"], threshold=params["threshold"], min_size=params["min_size"],
-        channel_axis=job.channel_axis, channels=job.channels, tile_size=job.tile_size,
-        overlap=job.overlap, batch_size=job.batch_size)
-    n = int(out.attrs.get("n_objects", 0))
-    return zarr.open_array(str(job.store), mode="r+"), n
+    limit = CACHE_WARN_BYTES if limit is None else limit
+    size = cache_size()
+    if size <= limit:
+        return None
+    return (f"napari-unet's result stores in {results_dir()} take {size / 2**30:.1f} GB. "
+            "Run 'napari-unet cache list' to see them and 'napari-unet cache clean' to "
+            "free the space (export or save the layers you want to keep first).")

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import weakref
-
-from qtpy.QtCore import QObject, Signal, Slot
 
 #: Minimum time between progress-bar updates: each one costs the GUI thread
 #: 10-100 ms in napari's activity dock on a busy machine.
 UPDATE_INTERVAL = 0.25
-
-
-class Relay(QObject):
-    """Carries progress from the worker thread to the GUI thread.
-
-    The relay lives in the GUI thread, so Qt queues signals emitted from the
-    worker: the progress bar is only ever touched by the GUI thread.
-    """
-
-    progressed = Signal(int, int, int)  # run id, tiles done, tiles total
-
-    def __init__(self, callback, parent):
-        super().__init__(parent)
-        self._callback = callback
-        self.progressed.connect(self._deliver)
-
-    @Slot(int, int, int)
-    def _deliver(self, run_id, done, total):
-        self._callback(run_id, done, total)
 
 
 class RunState:
@@ -56,11 +34,9 @@ class RunState:
         self.shape, self.geometry = tuple(shape), geometry
         lead = shape[:-2] if job.region.lead is None else ()
         self.n_planes = int(_prod(lead))
-        self.cancel = threading.Event()
         self.started = time.perf_counter()
         self.pbar = None
-        self.worker = None
-        self.placeholder = None  # Labels layer prepared for a new result
+        self.handle = None  # the worker client's Job
         self._shown_at = 0.0
         self._description = ""
 

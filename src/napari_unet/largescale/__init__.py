@@ -236,7 +236,7 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
 
         client = own_client = Client(scheduler)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.partial-{secrets.token_hex(4)}")
+    tmp = output.with_name(f"{_partial_prefix(output)}{secrets.token_hex(4)}")
     run = dict(client=client, num_workers=num_workers, quiet=quiet, progress=progress,
                cancel=cancel)
     try:
@@ -275,6 +275,27 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
         if own_client is not None:
             own_client.close()
     return zarr.open_array(str(output), mode="r")
+
+
+def _partial_prefix(output: Path) -> str:
+    return f".{output.name}.partial-"
+
+
+def remove_partial(output) -> int:
+    """Remove what interrupted :func:`segment_zarr` runs left of ``output``.
+
+    A run writes into a hidden sibling and moves it into place when
+    complete; a process killed meanwhile leaves that sibling behind.
+    Returns how many were removed (``output`` itself is never touched).
+    """
+    output = Path(output)
+    if not output.parent.is_dir():
+        return 0
+    prefix = _partial_prefix(output)
+    stale = [p for p in output.parent.iterdir() if p.name.startswith(prefix)]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
 
 
 def _compute(tasks, desc, *, unit, client, num_workers, quiet, progress=None, cancel=None):
