@@ -28,12 +28,6 @@ GUI_FIXTURES = {"make_napari_viewer", "qtbot"}
 FORBIDDEN_IN_GUI = ("tensorflow", "keras")
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "gui: needs napari/Qt (a viewer or qtbot); runs in the GUI session, "
-        "which must never import TensorFlow")
-
-
 def _session(config) -> str | None:
     """'gui' or 'core' when pytest runs one of scripts/test.sh's sessions."""
     return {"gui": "gui", "not gui": "core"}.get((config.getoption("markexpr") or "").strip())

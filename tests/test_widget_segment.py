@@ -85,6 +85,7 @@ def hold_network(qtbot, folder, client):
     that was just chosen), so the held call is the run's.
     """
     qtbot.waitUntil(lambda: not client.busy, timeout=TIMEOUT)
+    (folder / "held").unlink(missing_ok=True)  # left by a killed worker
     (folder / "hold").write_text("network")
 
 

@@ -42,6 +42,7 @@ def hold(worker_control):
         if when is None:
             (folder / "hold").unlink(missing_ok=True)
         else:
+            (folder / "held").unlink(missing_ok=True)
             (folder / "hold").write_text(when)
 
     set_hold(None)

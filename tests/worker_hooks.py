@@ -6,9 +6,10 @@ tests can hold a run at a known point, make it fail, or count network
 calls, without patching anything in the test process. Plain files work
 across processes and across worker restarts:
 
-* ``hold``: while it exists, every network call (and, for training, every
-  progress event matching its text: ``step`` or ``epoch <n>``) waits; the
-  worker writes ``held`` when it starts waiting;
+* ``hold``: while it exists, what its text names waits: ``network`` (every
+  network call), ``labels`` (every post-processing call), ``step`` or
+  ``epoch <n>`` (after that training progress event); the worker writes
+  ``held`` when it starts waiting;
 * ``memory``: while it exists, prediction raises ``MemoryError``;
 * ``calls``: one line is appended per network call.
 
@@ -23,11 +24,16 @@ from pathlib import Path
 
 def control(folder: str) -> None:
     """Install the hooks in this worker (the initializer)."""
-    from napari_unet import engine, prediction
+    from napari_unet import engine, postprocess, prediction
     from napari_unet.training import loop
 
     folder = Path(folder)
     run_model, predict, train = engine.run_model, prediction.predict_probabilities, loop.train
+    label = postprocess.probabilities_to_labels
+
+    def held_labels(*args, **kwargs):
+        _wait(folder, "labels")
+        return label(*args, **kwargs)
 
     def counted_model(model, batch):
         _wait(folder, "network")
@@ -48,6 +54,7 @@ def control(folder: str) -> None:
         return train(*args, progress=hold, **kwargs)
 
     engine.run_model = counted_model
+    postprocess.probabilities_to_labels = held_labels
     prediction.predict_probabilities = failing_predict
     loop.train = gated_train
 
@@ -58,7 +65,7 @@ def _wait(folder: Path, what: str) -> None:
         text = hold.read_text().strip()
     except FileNotFoundError:
         return
-    if text and text != what:
+    if text != what:
         return
     (folder / "held").write_text(what)
     while hold.exists():

@@ -209,8 +209,11 @@ def segment_store(req: StoreRequest, *, cancel, report, **_) -> StoreResult:
 
 def relabel_patches(req: RelabelRequest, *, cancel, **_) -> list:
     """Labels of each cached probability patch with new settings (ids from 1 in each)."""
-    return [postprocess.compact_labels(relabel(probs, info, req.params, cancel=cancel))
-            for probs, info in req.patches]
+    out = []
+    for probs, info in req.patches:
+        check_cancelled(cancel, "Re-labelling")
+        out.append(postprocess.compact_labels(relabel(probs, info, req.params, cancel=cancel)))
+    return out
 
 
 def relabel(probs: np.ndarray, info, params: dict, cancel=None) -> np.ndarray:
