@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 import threading
 import time
 import traceback
@@ -87,6 +88,11 @@ def main(conn, register, initializer=None, initargs=()) -> None:
         if request is None:
             break
         _serve(request, CancelToken(register, request.job), send)
+    # Everything was handed over; TensorFlow's interpreter teardown only costs
+    # seconds (napari waits for its workers when it quits), so skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _serve(request: Request, cancel: CancelToken, send) -> None:
