@@ -240,3 +240,28 @@ def test_shared_memory_round_trip_and_clean_up():
     np.testing.assert_array_equal(back["b"][1], big[:20])
     assert not [n for n in os.listdir("/dev/shm") if n.startswith("nutest_x_")]
     segments.unlink()  # already gone: harmless
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_in_the_worker(tmp_path):
+    # napari scripts rarely guard their body with `if __name__ == "__main__"`;
+    # the spawned worker must not execute it a second time.
+    script = tmp_path / "unguarded.py"
+    marks = tmp_path / "marks"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        with open({str(marks)!r}, "a") as f:
+            f.write(str(os.getpid()) + "\\n")
+        from napari_unet.worker import WorkerClient
+        from napari_unet.worker.protocol import RelabelRequest
+
+        client = WorkerClient()
+        job = client.submit(RelabelRequest([], {{"mode": "semantic", "threshold": 0.5,
+                                                 "min_size": 0}}))
+        job.done.wait(120)
+        print("ok" if job.outcome.ok else repr(job.outcome.error))
+        client.close()
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert len(marks.read_text().split()) == 1

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..edits import compose
-from ..postprocess import compact_labels, offset_ids
 from ..scope import Scope
 from ..worker.protocol import StoreResult, WorkerDied
 
@@ -52,8 +50,9 @@ class RunResult:
 def finish(job: Job, outcome) -> RunResult:
     """Turn the worker's :class:`~napari_unet.worker.Outcome` into a :class:`RunResult`.
 
-    Runs in the worker client's thread. An interrupted out-of-core run
-    leaves no partial store behind.
+    Runs in the worker client's thread (so do its imports of SciPy, kept
+    out of the dock's opening). An interrupted out-of-core run leaves no
+    partial store behind.
     """
     try:
         if not outcome.ok:
@@ -72,6 +71,9 @@ def finish(job: Job, outcome) -> RunResult:
                              timings=outcome.timings)
         labels, patch = value.labels, value.labels
         if job.existing is not None:
+            from ..edits import compose
+            from ..postprocess import compact_labels
+
             patch = compact_labels(compose(labels, job.existing, job.region, job.edits,
                                            job.params["mode"]))
         return RunResult(job, labels=labels, patch=patch, probs=value.probs, info=value.info,
@@ -86,6 +88,8 @@ def offset_patches(labels: list, existing: np.ndarray, params: dict, whole: bool
     A single whole-layer patch keeps its ids; otherwise each patch's ids
     start after the layer's (and the previous patch's) largest id.
     """
+    from ..postprocess import compact_labels, offset_ids
+
     unique = not whole and params["mode"] == "instance"
     offset = int(existing.max()) if unique and existing.size else 0
     out = []

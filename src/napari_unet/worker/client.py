@@ -24,8 +24,10 @@ import multiprocessing
 import os
 import queue
 import secrets
+import sys
 import threading
 import time
+import types
 from multiprocessing.connection import wait
 
 from . import shm
@@ -69,8 +71,8 @@ class WorkerClient:
     name : str
         Name of the process and thread (shown by ``ps``/debuggers).
     initializer : callable, optional
-        Called in the worker, with ``initargs``, before its first job
-        (importable by reference: a module-level function).
+        Called in the worker, with ``initargs``, before its first job (a
+        module-level function of an importable module, not of ``__main__``).
     initargs : tuple
     cancel_grace : float
         Seconds a cancelled job may run on before its worker is terminated.
@@ -90,6 +92,7 @@ class WorkerClient:
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._current: Job | None = None
+        self._pending = 0  # jobs submitted and not finished
         self._closed = False
         #: Prefix of every shared memory segment of this client's jobs.
         self.shm_prefix = f"nu{os.getpid():x}{secrets.token_hex(3)}"
@@ -111,7 +114,7 @@ class WorkerClient:
     @property
     def busy(self) -> bool:
         """True while a job runs or waits."""
-        return self._current is not None or not self._queue.empty()
+        return self._pending > 0
 
     # ------------------------------------------------------------------- API
     def start(self) -> None:
@@ -140,8 +143,10 @@ class WorkerClient:
         """
         kind = KINDS[type(payload)]
         job = Job(next(self._ids), kind, payload, on_progress, on_event, on_done)
-        self.submitted[kind] += 1
         self.start()
+        with self._lock:
+            self.submitted[kind] += 1
+            self._pending += 1
         self._queue.put(job)
         return job
 
@@ -193,6 +198,8 @@ class WorkerClient:
                 self._current = None
             job.outcome = outcome
             _call(job.on_done, outcome)
+            with self._lock:
+                self._pending -= 1
             job.done.set()
         self._stop_process()
 
@@ -207,7 +214,7 @@ class WorkerClient:
         self._spawned_at = time.perf_counter()
         proc = self._ctx.Process(target=main, name=self.name, daemon=True,
                                  args=(theirs, self._register, self.initializer, self.initargs))
-        proc.start()
+        _start_without_main(proc)
         theirs.close()  # Only the worker holds it now: its death closes the pipe.
         self._proc, self._conn = proc, ours
         self.processes_started += 1
@@ -332,6 +339,23 @@ class WorkerClient:
         conn, self._conn, self._proc = self._conn, None, None
         if conn is not None:
             conn.close()
+
+
+def _start_without_main(proc) -> None:
+    """Start ``proc`` so that the new interpreter does not run napari's main script.
+
+    The ``spawn`` method re-runs the parent's ``__main__`` module in the child
+    (to find functions defined there): a napari script without an ``if
+    __name__ == "__main__":`` guard would open a second viewer in the worker,
+    which needs nothing from ``__main__``. So an empty stand-in is in
+    ``sys.modules`` for the moment ``start`` records what the child prepares.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        proc.start()
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _call(callback, *args) -> None:
