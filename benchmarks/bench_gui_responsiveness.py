@@ -76,6 +76,9 @@ def main() -> int:
     parser.add_argument("--no-old", action="store_true", help="skip the in-process path")
     parser.add_argument("--warm-cache", action="store_true",
                         help="do not drop the page cache before each configuration")
+    parser.add_argument("--explain", action="store_true",
+                        help="sample the GUI thread's stack and print what each longest "
+                             "freeze was spent on")
     parser.add_argument("--child", nargs=2, metavar=("LABEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -128,7 +131,8 @@ def _run_child(args, label: str, api: str, src: Path, tmp: Path) -> dict:
         [str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         NAPARI_UNET_CONFIG_DIR=str(tmp / "config"), TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", label, str(out),
-           "--size", str(args.size), "--runs", str(args.runs)]
+           "--size", str(args.size), "--runs", str(args.runs)] + (
+               ["--explain"] if args.explain else [])
     if not os.environ.get("DISPLAY"):
         if shutil.which("xvfb-run") is None:
             sys.exit("No display and no xvfb-run: install Xvfb or run from a desktop session.")
@@ -206,11 +210,48 @@ class GapRecorder:
         self.ticks = [time.perf_counter()]
         self.timer.start()
 
-    def stop(self) -> float:
-        """Stop; return the longest gap in ms."""
+    def stop(self, sampler=None, what: str = "") -> float:
+        """Stop; return the longest gap in ms (and explain it, given a :class:`StackSampler`)."""
         self.timer.stop()
         self.ticks.append(time.perf_counter())
-        return 1000 * max(b - a for a, b in zip(self.ticks, self.ticks[1:], strict=False))
+        gap, start, end = max((b - a, a, b) for a, b in zip(self.ticks, self.ticks[1:],
+                                                             strict=False))
+        if sampler is not None:
+            sampler.explain(start, end, f"{what}: longest freeze {1000 * gap:.0f} ms")
+        return 1000 * gap
+
+
+class StackSampler:
+    """Samples the GUI thread's Python stack every few ms (``--explain``)."""
+
+    def __init__(self, interval: float = 0.004):
+        import threading
+
+        self.samples: list[tuple[float, tuple]] = []
+        self._main = threading.main_thread().ident
+        self._interval = interval
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        import traceback
+
+        while True:
+            frame = sys._current_frames().get(self._main)
+            if frame is not None:
+                stack = tuple(f"{Path(f.filename).parent.name}/{Path(f.filename).name}:"
+                              f"{f.name}" for f in traceback.extract_stack(frame)[-12:])
+                self.samples.append((time.perf_counter(), stack))
+            time.sleep(self._interval)
+
+    def explain(self, start: float, end: float, title: str, top: int = 6) -> None:
+        from collections import Counter
+
+        inside = [stack for t, stack in self.samples if start <= t <= end]
+        print(f"    {title}; {len(inside)} stack samples (few: the GIL was held in C code)")
+        # The innermost frames of the most frequent stacks, outermost first.
+        for stack, n in Counter(s[-top:] for s in inside).most_common(2):
+            print(f"      {n:4d} x  " + " > ".join(f.split(":")[-1] + f" ({f.split(':')[0]})"
+                                          for f in stack))
 
 
 def child(args, label: str, out: str) -> int:
@@ -234,6 +275,7 @@ def child(args, label: str, out: str) -> int:
             time.sleep(0.002)
 
     spin(1.0)  # The first draw of the viewer.
+    sampler = StackSampler() if args.explain else None
     recorder = GapRecorder()
     recorder.start()
     spin(2.0)
@@ -244,12 +286,14 @@ def child(args, label: str, out: str) -> int:
     t0 = time.perf_counter()
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     result["dock_ms"] = 1000 * (time.perf_counter() - t0)
+    if sampler is not None:
+        sampler.explain(t0, time.perf_counter(), f"dock opening: {result['dock_ms']:.0f} ms")
     recorder.start()
     t1 = time.perf_counter()
     widget.run()  # The instant Run is offered.
     spin(until=lambda: not widget.busy)
     spin(0.2)  # The new layer's first draw.
-    result["first_freeze_ms"] = recorder.stop()
+    result["first_freeze_ms"] = recorder.stop(sampler, "first run")
     result["first_result_s"] = time.perf_counter() - t1
     client = getattr(widget, "client", None)
     if client is not None:
@@ -264,7 +308,7 @@ def child(args, label: str, out: str) -> int:
         spin(until=lambda: not widget.busy)
         runs.append(time.perf_counter() - t1)
         spin(0.2)
-        warm.append(recorder.stop())
+        warm.append(recorder.stop(sampler, "warm run"))
         timings = getattr(getattr(widget, "last_result", None), "timings", None)
         if timings:
             moved.append(sum(timings.get(k, 0.0) for k in ("send", "attach", "export",
@@ -280,7 +324,7 @@ def child(args, label: str, out: str) -> int:
     spin(0.3)  # The dock waits 150 ms for more changes, then re-labels.
     spin(until=lambda: not widget.busy)
     spin(0.2)
-    result["relabel_freeze_ms"] = recorder.stop()
+    result["relabel_freeze_ms"] = recorder.stop(sampler, "re-labelling")
     Path(out).write_text(json.dumps(result))
     sys.stdout.flush()
     viewer.close()

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
 from napari.layers import Image
-from napari.utils import cancelable_progress, progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
@@ -27,7 +26,7 @@ from ..worker.shm import Slice
 from . import _job, _largescale, _layers, _models, _worker
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
-from ._progress import RunState
+from ._progress import DockProgress, RunState
 from ._results import Result, write_region, write_run_result
 
 if TYPE_CHECKING:
@@ -56,7 +55,6 @@ class SegmentWidget(DockWidget):
         self._relabeling = self._relabel_pending = False
         self._model_value = None
         self._initializing = True
-        self._warm_pbar = None
         self.last_result: _job.RunResult | None = None  # of the last finished run
         # Started (in the background) by the first dock; shared with later ones.
         self.client = _worker.client("segment")
@@ -81,11 +79,12 @@ class SegmentWidget(DockWidget):
                                    value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = DockProgress()
         self.status = Label(label="", value="")
         self.extend([self.image, self.channel_axis, self.channels, self.model, self.model_info,
                      self.output, self.threshold, self.min_size, self.tile_size, self.overlap,
                      self.scope, self.add_probs, self.keep_edits, self.run_button,
-                     self.cancel_button, self.status])
+                     self.cancel_button, self.progress.widget, self.status])
 
         # Qt helpers are children of the widget, so they die with it.
         self._inbox = _worker.Inbox(self.native)
@@ -128,30 +127,14 @@ class SegmentWidget(DockWidget):
             self.client.submit(request)
             return
         self.status.value = "starting the worker (TensorFlow and the model)…"
+        self.progress.busy()
         self.client.submit(request, on_done=self._inbox.wrap(lambda outcome: self._warm_done()))
-        # napari builds its activity dock's progress machinery with the first
-        # bar (0.1-0.3 s of GUI time): after the dock is shown, in its own turn.
-        QTimer.singleShot(0, self._show_warm_progress)
         _preload_for_labels()
 
-    def _show_warm_progress(self) -> None:
-        try:
-            starting = self.status.value.startswith("starting")
-        except RuntimeError:  # The dock was closed meanwhile.
-            return
-        if starting:
-            self._warm_pbar = progress(
-                total=0, desc="napari-unet: starting the worker and loading the model")
-
     def _warm_done(self) -> None:
-        pbar, self._warm_pbar = self._warm_pbar, None
-        if pbar is not None:
-            pbar.close()
-        try:
-            if self._run is None and self.status.value.startswith("starting"):
-                self.status.value = "ready"
-        except RuntimeError:  # The dock was closed meanwhile.
-            pass
+        if self._run is None and self.status.value.startswith("starting"):
+            self.progress.idle()
+            self.status.value = "ready"
 
     # ---------------------------------------------------------------- fields
     @property
@@ -278,12 +261,11 @@ class SegmentWidget(DockWidget):
         self._run_count += 1
         axis = self.channel_axis.value
         run = RunState(self._run_count, job, target, image, _layers.label_shape(image, axis),
-                       _layers.layer_geometry(image, axis))
-        run.pbar = cancelable_progress(total=0, desc=f"U-Net on {image.name}: loading model",
-                                       cancel_callback=self.cancel)
+                       _layers.layer_geometry(image, axis), self.progress, self.status)
         self._run = run
         self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = "running…"
+        self.progress.busy()  # Until the worker reports its first batch.
+        self.status.value = f"U-Net on {image.name}: waiting for the worker and the model…"
         inbox = self._inbox
 
         def done(outcome, run=run):  # In the worker client's thread: merge edits there.

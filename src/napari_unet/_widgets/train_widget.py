@@ -4,8 +4,8 @@ Fine-tunes a model (or trains a new U-Net) on exported dataset folders and/or
 open Image + Labels layer pairs with :func:`napari_unet.training.train`, in
 the training worker process (:mod:`napari_unet.worker`, started when the
 dock opens). The worker's progress dicts reach the GUI thread through a
-queued Qt signal and drive the activity-dock progress bar, the status line
-and the live curve. Cancel stops after the current step (or terminates the
+queued Qt signal and drive the dock's progress bar, the status line and the
+live curve. Cancel stops after the current step (or terminates the
 worker if it does not stop within a second); the best completed epoch is
 already saved by then. A finished model is announced with
 :data:`._models.model_added`, so model lists (Segment widget) show it.
@@ -28,7 +28,6 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image, Labels
-from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info
 
 from ..model_io import default_model_path
@@ -38,6 +37,7 @@ from . import _job, _layers, _models, _worker
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._plot import TrainingPlot
+from ._progress import DockProgress
 from ._train_job import JIT_MIN_STEPS, default_output_path, describe
 from .export_widget import ExportError, channel_axis_for
 
@@ -67,7 +67,6 @@ class TrainWidget(DockWidget):
         self._job = None  # the worker client's Job of the run in progress
         self._cancelling = False
         self._output_used: Path | None = None
-        self._pbar = None
         self._auto_output = None
         self._model_value = None
         self.last_result = None
@@ -92,13 +91,15 @@ class TrainWidget(DockWidget):
         self.output = FileEdit(label="save model as", mode="w", filter="*.keras")
         self.start_button = PushButton(text="Start training")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = DockProgress()
         self.status = Label(value="")
         for select in (self.datasets, self.layer_pairs):
             select.native.setMaximumHeight(80)
         self.extend([self.datasets, self.add_button, self.remove_button, self.layer_pairs,
                      self.start_model, self.base_filters, self.epochs, self.steps,
                      self.learning_rate, self.batch_size, self.patch_size, self.val_fraction,
-                     self.augment, self.output, self.start_button, self.cancel_button, self.status])
+                     self.augment, self.output, self.start_button, self.cancel_button,
+                     self.progress.widget, self.status])
         self._inbox = _worker.Inbox(self.native)
         # Started (in the background) by the first dock; importing TensorFlow
         # there now makes the first Start quicker.
@@ -217,9 +218,7 @@ class TrainWidget(DockWidget):
         except (ExportError, ValueError, OSError) as err:
             show_error(f"Cannot train: {err}")
             return None
-        total = request.settings["epochs"] * request.settings["steps_per_epoch"]
-        self._pbar = cancelable_progress(total=total, desc="Training: loading data",
-                                         cancel_callback=self.cancel)
+        self.progress.busy()  # Until the first step.
         self.plot.clear()
         self.start_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "loading data…"
@@ -279,11 +278,9 @@ class TrainWidget(DockWidget):
             return  # a late event of a finished run
         self.plot.add(event)
         kind, epoch, epochs = event.get("event"), event.get("epoch"), event.get("epochs")
-        if kind == "step" and self._pbar is not None:
-            done = (epoch - 1) * event["steps"] + event["step"]
-            self._pbar.set_description(f"Training: epoch {epoch}/{epochs}")
-            if done > self._pbar.n:
-                self._pbar.update(done - self._pbar.n)
+        if kind == "step":
+            self.progress.show((epoch - 1) * event["steps"] + event["step"],
+                               epochs * event["steps"])
             if not self._cancelling:
                 self.status.value = (f"epoch {epoch}/{epochs}, step {event['step']}/"
                                      f"{event['steps']}: loss {event['loss']:.4f}")
@@ -305,9 +302,7 @@ class TrainWidget(DockWidget):
 
     def _on_done(self, outcome):
         self._job = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self.progress.idle()
         self.start_button.enabled, self.cancel_button.enabled = True, False
         self.plot.redraw()
         out = self._output_used

@@ -22,6 +22,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import secrets
 import sys
@@ -236,7 +237,7 @@ class WorkerClient:
                 timings["send"] = time.perf_counter() - t0
                 try:
                     self._conn.send(request)
-                except (TypeError, AttributeError, ValueError) as err:  # pickling
+                except (pickle.PicklingError, TypeError, AttributeError) as err:
                     raise ValueError(
                         "This data cannot be sent to the worker process (it cannot be "
                         f"pickled: {err}). Load it as a numpy, dask or zarr array.") from err

@@ -42,6 +42,8 @@ from .protocol import (
 )
 
 log = logging.getLogger(__name__)
+#: Scheduling priority of the worker, below napari's (POSIX ``nice`` increment).
+NICENESS = 10
 
 
 class CancelToken:
@@ -68,6 +70,13 @@ def main(conn, register, initializer=None, initargs=()) -> None:
         :class:`concurrent.futures.ProcessPoolExecutor`).
     """
     _exit_with_parent()
+    if hasattr(os, "nice"):
+        # TensorFlow fills every core; napari's GUI thread must not wait for
+        # a time slice behind it. Lower priority costs nothing on an idle machine.
+        try:
+            os.nice(NICENESS)
+        except OSError:
+            pass
     # TensorFlow's C++ start-up chatter would land in napari's terminal.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if initializer is not None:
