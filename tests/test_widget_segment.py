@@ -494,3 +494,21 @@ def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_fi
     run(qtbot, widget)
     assert "big labels [2]" in viewer.layers and zarr.open_array(str(path))[10, 10] == 777
     assert len(list(results.glob("big-labels-*.zarr"))) == 2
+
+
+def test_relabelled_patches_keep_ids_unique_across_the_layer():
+    from napari_unet._widgets._job import offset_patches
+
+    existing = np.zeros((40, 40), np.uint16)
+    existing[:5, :5] = 300
+    a, b = np.zeros((10, 10), np.uint16), np.zeros((10, 10), np.uint16)
+    a[:2, :2], a[5:, 5:] = 1, 2
+    b[3:6, 3:6] = 1
+    params = {"mode": "instance", "threshold": 0.5, "min_size": 0}
+    first, second = offset_patches([a.copy(), b.copy()], existing, params, whole=False)
+    assert set(np.unique(first)) == {0, 301, 302} and set(np.unique(second)) == {0, 303}
+    # A single whole-layer patch, or a semantic mask, keeps its values.
+    (same,) = offset_patches([a.copy()], existing, params, whole=True)
+    np.testing.assert_array_equal(same, a)
+    (mask,) = offset_patches([a > 0], existing, dict(params, mode="semantic"), whole=False)
+    np.testing.assert_array_equal(mask, a > 0)
