@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
@@ -155,10 +157,16 @@ def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = 
     info = info or ModelInfo.from_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A crash never leaves a truncated model under the final name.
-    with atomic_write(path, overwrite=overwrite, exists_message=exists) as tmp:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as zf:
+    with tempfile.TemporaryDirectory(prefix="napari-unet-") as scratch:
+        # Keras insists on a ".keras" name: save in a private folder, then
+        # publish the bytes atomically (nothing is left if we are killed).
+        staged = Path(scratch) / "model.keras"
+        model.save(staged)
+        with zipfile.ZipFile(staged, "a") as zf:
             zf.writestr(METADATA_MEMBER, json.dumps(info.to_dict(), indent=2))
+        with atomic_write(path, overwrite=overwrite, exists_message=exists) as tmp, \
+                open(staged, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
     return path
 
 
