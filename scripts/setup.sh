@@ -99,10 +99,13 @@ find_python() {
 # venv's Python version. Anything else (e.g. a changed source file) needs no
 # reinstall, since the install is editable.
 stamp_value() {
-    local pyver
+    local pyver resources
     pyver="$("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
-    printf 'pyproject=%s python=%s\n' \
-        "$(sha256sum pyproject.toml | cut -d' ' -f1)" "$pyver"
+    # The install copies napari.yaml and sample_data/ into the package
+    # (scripts/hatch_build.py): a change to them needs a reinstall too.
+    resources="$(cat napari.yaml scripts/hatch_build.py sample_data/* | sha256sum | cut -d' ' -f1)"
+    printf 'pyproject=%s resources=%s python=%s\n' \
+        "$(sha256sum pyproject.toml | cut -d' ' -f1)" "$resources" "$pyver"
 }
 
 # True when the venv imports napari_unet from *this* checkout (a venv copied

@@ -13,6 +13,12 @@ cd "$ROOT"
 
 bash "$ROOT/scripts/setup.sh" || { echo "[test] set-up failed" >&2; exit 1; }
 
+# Lint and import order first: a style error fails CI like a test does.
+"$ROOT/.venv/bin/python" -m ruff check src tests benchmarks scripts || {
+    echo "[test] ruff found problems (fix them, or run: .venv/bin/ruff check --fix)" >&2
+    exit 1
+}
+
 PYTEST=("$ROOT/.venv/bin/python" -m pytest "$@")
 
 if [ -n "${DISPLAY:-}" ]; then
