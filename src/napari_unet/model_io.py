@@ -153,8 +153,15 @@ def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = 
 def read_model_info(path) -> ModelInfo | None:
     """Read only the metadata of a model file (no TensorFlow needed).
 
-    Returns None for a valid Keras archive without napari-unet metadata.
+    Returns None for a valid Keras archive without napari-unet metadata. For a
+    bioimage.io package, the metadata it describes.
     """
+    from .bioimageio.package import is_bioimageio_package
+
+    if is_bioimageio_package(path):
+        from .bioimageio.package import read_bioimageio_info
+
+        return read_bioimageio_info(path)
     path = _check_file(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -171,8 +178,10 @@ def load_model(path=None, *, with_info: bool = False):
     Parameters
     ----------
     path : str or Path, optional
-        A ``.keras`` file. Without it, the default nuclei model shipped with
-        the package is loaded (offline).
+        A ``.keras`` file, or a bioimage.io package (zip, folder or
+        description file; see :mod:`napari_unet.bioimageio`). Without it,
+        the default nuclei model shipped with the package is loaded
+        (offline).
     with_info : bool
         Also return the :class:`ModelInfo`.
 
@@ -184,8 +193,16 @@ def load_model(path=None, *, with_info: bool = False):
     ------
     ModelFileError
         The file is missing, truncated, not a Keras archive, or holds
-        layers that cannot be loaded safely (e.g. Lambda layers).
+        layers that cannot be loaded safely (e.g. Lambda layers); or the
+        package cannot be used (the message names why).
     """
+    if path is not None:
+        from .bioimageio.package import is_bioimageio_package
+
+        if is_bioimageio_package(path):
+            from .bioimageio.importer import load_bioimageio
+
+            return load_bioimageio(path, with_info=with_info)
     if path is None:
         path = default_model_path()
         if not path.exists():
