@@ -386,7 +386,7 @@ def build_description(files: dict, keras_model, info: ModelInfo, *, is_default: 
         + (["nuclei", "fluorescence-light-microscopy"] if from_default else []),
         "covers": [_file(files["cover"])],
         "documentation": _file(files["documentation"]),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "inputs": [{
             "id": INPUT_ID,
             "description": "Raw 2D image (any intensity range), channels last.",
@@ -418,9 +418,28 @@ def build_description(files: dict, keras_model, info: ModelInfo, *, is_default: 
         "weights": _weights(files, keras),
         "config": _config(keras_model, info),
     }
-    if from_default:
-        rdf["training_data"] = MNFINDER_DATASET
+    data = _training_data(info, is_default, files["documentation"])
+    if data is not None:
+        rdf["training_data"] = data
     return rdf
+
+
+def _training_data(info: ModelInfo, is_default: bool, documentation: Path) -> dict | None:
+    """The training data as an inline dataset description, if known.
+
+    Its documentation is the model card, which details the data.
+    """
+    doc = _file(documentation)
+    if is_default:
+        return dict(MNFINDER_DATASET, documentation=doc)
+    data = (info.training or {}).get("data") if isinstance(info.training, dict) else None
+    if not data:
+        return None
+    parent = (" The model was fine-tuned from the default napari-unet model, trained on "
+              "mnfinder 1.2.3 (MIT)." if info.parent == "nuclei_default" else "")
+    return {"name": _name(f"{info.name} training data"),
+            "description": f"{data}.{parent}"[:1024], "documentation": doc,
+            "format_version": MNFINDER_DATASET["format_version"], "type": "dataset"}
 
 
 def _file(path: Path) -> dict:

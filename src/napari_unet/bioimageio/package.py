@@ -119,17 +119,16 @@ class Package:
     def _member(self, source: str) -> str:
         """A description's ``source`` as a safe relative name inside the package."""
         if not isinstance(source, str) or not source.strip():
-            raise ModelFileError(f"{self.path}: a file reference is empty or not a string")
+            raise refusal(self.path, "a file reference is empty or not a string")
         if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source):
-            raise ModelFileError(
-                f"{self.path} refers to {source}, which is not inside the package; "
-                "napari-unet never downloads model files (download the complete package)")
+            raise refusal(self.path, f"it refers to {source}, which is not inside the package, "
+                          "and napari-unet never downloads model files")
         name = source.replace("\\", "/")
         if name.startswith("./"):
             name = name[2:]
         if not _safe_name(name):
-            raise ModelFileError(f"{self.path}: unsafe file reference {source!r} (absolute or "
-                                 "outside the package)")
+            raise refusal(self.path, f"unsafe file reference {source!r} (absolute or outside "
+                          "the package)")
         return posixpath.normpath(name)
 
     def exists(self, source: str) -> bool:
@@ -151,8 +150,7 @@ class Package:
         root = self._root.resolve()
         # Also catches symbolic links that lead out of the package folder.
         if path != root and root not in path.parents:
-            raise ModelFileError(f"{self.path}: file reference {name!r} leads outside the "
-                                 "package")
+            raise refusal(self.path, f"file reference {name!r} leads outside the package")
         return path
 
     def local_folder(self, source: str) -> Path:
@@ -163,20 +161,24 @@ class Package:
         """Copy one file of the package to ``target``, at most ``MAX_MEMBER_BYTES``."""
         name = self._member(source)
         if not self.exists(source) or self.is_folder(source):
-            raise ModelFileError(f"{self.path}: the file {source!r} is missing from the package")
+            raise refusal(self.path, f"the file {source!r} is missing from the package")
         if self._zip is not None:
             info = self._zip.getinfo(name)
             if info.file_size > MAX_MEMBER_BYTES:
-                raise ModelFileError(f"{self.path}: {source!r} is too large "
-                                     f"({info.file_size} bytes)")
+                raise refusal(self.path, f"{source!r} is too large ({info.file_size} bytes)")
             with self._zip.open(info) as src, open(target, "wb") as dst:
                 _copy_limited(src, dst, MAX_MEMBER_BYTES, f"{self.path}: {source!r}")
         else:
             local = self._local(name)
             if local.stat().st_size > MAX_MEMBER_BYTES:
-                raise ModelFileError(f"{self.path}: {source!r} is too large")
+                raise refusal(self.path, f"{source!r} is too large")
             shutil.copyfile(local, target)
         return target
+
+
+def refusal(where, reason: str) -> ModelFileError:
+    """The one error for a package napari-unet will not use."""
+    return ModelFileError(f"Cannot use the bioimage.io package {where}: {reason}.")
 
 
 def _safe_name(name: str) -> bool:
@@ -201,16 +203,14 @@ def check_zip_members(zf: zipfile.ZipFile, where) -> None:
     """Refuse a zip with unsafe member names, links or too many members."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
-        raise ModelFileError(f"{where}: too many files in the archive ({len(infos)})")
+        raise refusal(where, f"too many files in a zip archive ({len(infos)})")
     for info in infos:
         name = info.filename.replace("\\", "/")
         if not _safe_name(name.rstrip("/") or "."):
-            raise ModelFileError(
-                f"{where}: unsafe path {info.filename!r} in the archive (absolute or '..'); "
-                "refusing the whole package")
+            raise refusal(where, f"unsafe path {info.filename!r} in a zip archive (absolute "
+                          "or '..')")
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise ModelFileError(f"{where}: the archive holds a symbolic link "
-                                 f"({info.filename!r}); refusing the whole package")
+            raise refusal(where, f"a zip archive holds a symbolic link ({info.filename!r})")
 
 
 def open_package(path) -> Package:
@@ -232,8 +232,8 @@ def open_package(path) -> Package:
         if path.is_dir():
             description = _folder_description(path)
             if description is None:
-                raise ModelFileError(f"{path} is a folder without a bioimage.io description "
-                                     "(rdf.yaml or bioimageio.yaml)")
+                raise refusal(path, "the folder has no bioimage.io description (rdf.yaml or "
+                              "bioimageio.yaml)")
             root = path
             raw = _read_small(description)
         elif path.suffix.lower() in (".yaml", ".yml"):
@@ -247,18 +247,18 @@ def open_package(path) -> Package:
             check_zip_members(zf, path)
             name = _zip_description(zf.namelist())
             if name is None:
-                raise ModelFileError(f"{path} has no bioimage.io description (rdf.yaml)")
+                raise refusal(path, "it has no bioimage.io description (rdf.yaml)")
             info = zf.getinfo(name)
             if info.file_size > MAX_DESCRIPTION_BYTES:
-                raise ModelFileError(f"{path}: {name} is too large ({info.file_size} bytes)")
+                raise refusal(path, f"{name} is too large ({info.file_size} bytes)")
             raw = zf.read(info)
         try:
             rdf = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             first = str(err).strip().splitlines()[0]
-            raise ModelFileError(f"{path}: the description is not valid YAML ({first})") from err
+            raise refusal(path, f"the description is not valid YAML ({first})") from err
         if not isinstance(rdf, dict):
-            raise ModelFileError(f"{path}: the description is not a YAML mapping")
+            raise refusal(path, "the description is not a YAML mapping")
     except BaseException:
         if zf is not None:
             zf.close()
@@ -268,7 +268,7 @@ def open_package(path) -> Package:
 
 def _read_small(file: Path) -> bytes:
     if file.stat().st_size > MAX_DESCRIPTION_BYTES:
-        raise ModelFileError(f"{file} is too large for a model description")
+        raise refusal(file, "the description is too large")
     return file.read_bytes()
 
 
@@ -318,7 +318,7 @@ def read_package_model(package: Package) -> PackageModel:
     rdf, where = package.rdf, package.path
 
     def refuse(reason: str):
-        raise ModelFileError(f"Cannot use the bioimage.io package {where}: {reason}.")
+        raise refusal(where, reason)
 
     if rdf.get("type", "model") != "model":
         refuse(f"it describes a {rdf.get('type')!r}, not a model")
