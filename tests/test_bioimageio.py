@@ -241,6 +241,32 @@ def test_keras_hdf5_import_and_lambda_refusal(tiny_package, tiny_model, tmp_path
         load_model(package)
 
 
+def test_format_04_package_with_a_saved_model(tiny_package, tiny_model, tmp_path):
+    rdf = read_rdf(tiny_package)
+    old = {
+        "format_version": "0.4.10", "type": "model", "name": rdf["name"],
+        "description": rdf["description"], "authors": rdf["authors"],
+        "inputs": [{"name": "raw", "axes": "byxc", "data_type": "float32",
+                    "shape": {"min": [1, 8, 8, 1], "step": [0, 4, 4, 0]},
+                    "preprocessing": [{"name": "scale_range", "kwargs": {
+                        "mode": "per_sample", "axes": "xy", "min_percentile": 2.0,
+                        "max_percentile": 99.5}}]}],
+        "outputs": [{"name": "probabilities", "axes": "byxc", "data_type": "float32",
+                     "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1],
+                               "offset": [0, 0, 0, 0]}}],
+        "weights": {"tensorflow_saved_model_bundle": {"source": "tf_saved_model.zip",
+                                                      "tensorflow_version": "2.21"}},
+    }
+    package = rewrite(tiny_package, tmp_path / "v04.zip", old, drop=("model.keras",))
+    model, info = load_model(package, with_info=True)
+    assert info.outputs == ["foreground"] and info.in_channels == 1 and info.depth == 2
+    assert info.normalization["low"] == 2.0 and info.tile_size == 128
+    crop = sample_crop((64, 64))
+    np.testing.assert_allclose(predict_probabilities(crop, model, info=info),
+                               predict_probabilities(crop, tiny_model, info=TINY_INFO),
+                               atol=1e-5)
+
+
 def test_default_export_of_a_package_keeps_its_metadata(tiny_package, tmp_path):
     again = export_bioimageio(tiny_package, tmp_path / "again.zip", saved_model=False)
     assert read_model_info(again) == read_model_info(tiny_package)
@@ -380,6 +406,7 @@ def test_zoo_style_package_without_napari_unet_config(tiny_package, tiny_model, 
     del rdf["weights"]["tensorflow_saved_model_bundle"]
     rdf["outputs"][0]["axes"][3]["channel_names"] = ["mask"]
     rdf["outputs"][0]["postprocessing"] = [{"id": "sigmoid"}]
+    rdf["inputs"][0]["preprocessing"][0]["kwargs"]["dtype"] = "uint16"  # the raw data's type
     # Logits: the network with its sigmoid head replaced by a linear one.
     head = tiny_model.layers[-1]
     linear = keras.layers.Conv2D(1, 1, name="logits")

@@ -10,9 +10,10 @@ The package is a zip file holding
   (``tensorflow_saved_model_bundle``), because deepImageJ (Fiji) runs
   SavedModels but not Keras files; ``bioimageio.core`` (ilastik, Python)
   runs both;
-* test input and output tensors: a crop of the shipped 2D sample image and
-  napari-unet's own prediction on it, so that ``bioimageio test`` checks
-  that the package reproduces napari-unet;
+* test input and output tensors (``.npy``): a crop of the shipped 2D sample
+  image and napari-unet's own prediction on it, so that ``bioimageio test``
+  checks that the package reproduces napari-unet; the same as TIFF sample
+  tensors for humans;
 * a cover image, the model card as documentation, the licence, authors,
   citations, the training data, and the :class:`~napari_unet.ModelInfo`
   under ``config.napari_unet`` so that importing the package back restores
@@ -187,6 +188,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _stage_files(staging, keras_model, info, keras_file, is_default, test_image, saved_model):
     """Write every file of the package into ``staging`` (a private temp folder)."""
+    import tifffile
+
     files = {"weights": staging / "model.keras"}
     if keras_file is not None:
         shutil.copyfile(keras_file, files["weights"])
@@ -200,8 +203,6 @@ def _stage_files(staging, keras_model, info, keras_file, is_default, test_image,
     np.save(files["test_input"], test_in)
     np.save(files["test_output"], test_out)
     # Sample tensors: the same arrays as images for humans (YX(C) TIFFs).
-    import tifffile
-
     files["sample_input"] = staging / "sample_input.tif"
     files["sample_output"] = staging / "sample_output.tif"
     tifffile.imwrite(files["sample_input"], test_in[0, ..., 0] if test_in.shape[-1] == 1

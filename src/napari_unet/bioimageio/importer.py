@@ -31,6 +31,7 @@ from .package import (
     PackageModel,
     _copy_limited,
     check_zip_members,
+    is_bioimageio_package,
     open_package,
     read_package_model,
 )
@@ -75,6 +76,8 @@ def _load_keras_v3(package: Package, spec: PackageModel, tmp: Path):
     from ..model_io import load_model
 
     weights = package.copy_out(spec.weights_source, tmp / "weights.keras")
+    if is_bioimageio_package(weights):  # a package inside a package: never recurse
+        raise ModelFileError(f"{package.path}: the keras_v3 weights are not a Keras file")
     try:
         return load_model(weights)
     except ModelFileError as err:
@@ -178,19 +181,16 @@ def _extract_zip(archive: Path, folder: Path, where) -> None:
         raise ModelFileError(f"{where}: the SavedModel bundle is not a zip file") from err
     with zf:
         check_zip_members(zf, where)
-        total = 0
+        left = MAX_MEMBER_BYTES  # for the whole bundle
         for info in zf.infolist():
             target = folder.joinpath(*[p for p in info.filename.replace("\\", "/").split("/")
                                        if p not in ("", ".")])
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            total += info.file_size
-            if total > MAX_MEMBER_BYTES:
-                raise ModelFileError(f"{where}: the SavedModel bundle is too large")
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
-                _copy_limited(src, dst, MAX_MEMBER_BYTES, f"{where}: {info.filename}")
+                left -= _copy_limited(src, dst, left, f"{where}: the SavedModel bundle")
 
 
 _LOADERS = {

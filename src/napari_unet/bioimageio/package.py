@@ -189,14 +189,16 @@ def _safe_name(name: str) -> bool:
     return bool(parts) and ".." not in parts
 
 
-def _copy_limited(src, dst, limit: int, what: str) -> None:
-    # The size in a zip's directory can lie; count what is really inflated.
+def _copy_limited(src, dst, limit: int, what: str) -> int:
+    """Copy at most ``limit`` bytes (counted as inflated: a zip's directory can
+    lie about sizes); return the number copied."""
     total = 0
     while chunk := src.read(1 << 20):
         total += len(chunk)
         if total > limit:
             raise ModelFileError(f"{what} is larger than {limit} bytes")
         dst.write(chunk)
+    return total
 
 
 def check_zip_members(zf: zipfile.ZipFile, where) -> None:
@@ -509,8 +511,11 @@ def _normalization(tin: dict, tin_id: str, channels: int, v05: bool, refuse) -> 
             refuse("a preprocessing step is not a mapping")
         name, kwargs = _proc_name(op), op.get("kwargs") or {}
         if name == "ensure_dtype":
-            if not str(kwargs.get("dtype", "float32")).startswith("float"):
-                refuse(f"its input is cast to {kwargs.get('dtype')}; napari-unet feeds float32")
+            # Before the normalization it only states the raw data's type; after it,
+            # what the network receives, and napari-unet feeds float32.
+            dtype = str(kwargs.get("dtype", "float32"))
+            if found is not None and not dtype.startswith("float"):
+                refuse(f"its network input is cast to {dtype}; napari-unet feeds float32")
         elif name == "scale_range" and found is None:
             found = kwargs
         else:
@@ -522,6 +527,8 @@ def _normalization(tin: dict, tin_id: str, channels: int, v05: bool, refuse) -> 
     mode = str(found.get("mode", "per_sample"))
     axes = found.get("axes")
     axes = [str(a).lower() for a in (axes if isinstance(axes, list) else list(str(axes or "")))]
+    if not axes and not v05:
+        axes = ["y", "x", "c"]  # format 0.4 without axes: the whole sample
     if (mode != "per_sample" or (v05 and found.get("axes") is None)
             or "batch" in axes or "b" in axes):
         refuse("its percentiles are dataset statistics; napari-unet computes them per image")
