@@ -173,8 +173,15 @@ def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = 
 def read_model_info(path) -> ModelInfo | None:
     """Read only the metadata of a model file (no TensorFlow needed).
 
-    Returns None for a valid Keras archive without napari-unet metadata.
+    Returns None for a valid Keras archive without napari-unet metadata. For a
+    bioimage.io package, the metadata it describes.
     """
+    from .bioimageio.package import is_bioimageio_package
+
+    if is_bioimageio_package(path):
+        from .bioimageio.package import read_bioimageio_info
+
+        return read_bioimageio_info(path)
     path = _check_file(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -191,8 +198,10 @@ def load_model(path=None, *, with_info: bool = False):
     Parameters
     ----------
     path : str or Path, optional
-        A ``.keras`` file. Without it, the default nuclei model shipped with
-        the package is loaded (offline).
+        A ``.keras`` file, or a bioimage.io package (zip, folder or
+        description file; see :mod:`napari_unet.bioimageio`). Without it,
+        the default nuclei model shipped with the package is loaded
+        (offline).
     with_info : bool
         Also return the :class:`ModelInfo`.
 
@@ -204,8 +213,16 @@ def load_model(path=None, *, with_info: bool = False):
     ------
     ModelFileError
         The file is missing, truncated, not a Keras archive, or holds
-        layers that cannot be loaded safely (e.g. Lambda layers).
+        layers that cannot be loaded safely (e.g. Lambda layers); or the
+        package cannot be used (the message names why).
     """
+    if path is not None:
+        from .bioimageio.package import is_bioimageio_package
+
+        if is_bioimageio_package(path):
+            from .bioimageio.importer import load_bioimageio
+
+            return load_bioimageio(path, with_info=with_info)
     if path is None:
         path = default_model_path()
         if not path.exists():
@@ -257,16 +274,15 @@ def load_model_cached(path=None):
         As :func:`load_model`.
     """
     path = Path(path) if path is not None else default_model_path()
-    checked = _check_file(path) if path.exists() or path != default_model_path() else None
-    if checked is None:
-        return load_model(None, with_info=True)  # raises the "not installed" message
-    stat = checked.stat()
-    key = (str(checked.resolve()), stat.st_mtime_ns, stat.st_size)
+    if not path.exists():  # raises the clear "not installed" / "not found" message
+        return load_model(None if path == default_model_path() else path, with_info=True)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _CACHE_LOCK:  # threads of one process must not load a file twice
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-        loaded = load_model(checked, with_info=True)
+        loaded = load_model(path, with_info=True)
         _CACHE[key] = loaded
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
