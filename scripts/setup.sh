@@ -99,10 +99,13 @@ find_python() {
 # venv's Python version. Anything else (e.g. a changed source file) needs no
 # reinstall, since the install is editable.
 stamp_value() {
-    local pyver
+    local pyver resources
     pyver="$("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
-    printf 'pyproject=%s python=%s\n' \
-        "$(sha256sum pyproject.toml | cut -d' ' -f1)" "$pyver"
+    # The install copies napari.yaml and sample_data/ into the package
+    # (scripts/hatch_build.py): a change to them needs a reinstall too.
+    resources="$(cat napari.yaml scripts/hatch_build.py sample_data/* | sha256sum | cut -d' ' -f1)"
+    printf 'pyproject=%s resources=%s python=%s\n' \
+        "$(sha256sum pyproject.toml | cut -d' ' -f1)" "$resources" "$pyver"
 }
 
 # True when the venv imports napari_unet from *this* checkout (a venv copied
@@ -131,16 +134,41 @@ main() {
     if [ "${NAPARI_UNET_FORCE_INSTALL:-0}" != 1 ] && [ -f "$STAMP" ] \
         && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && editable_points_here; then
         log "Python environment up to date ($VENV)"
+    else
+        log "pip install -e '.[testing]' (first run: several minutes, TensorFlow + napari)"
+        local t0=$SECONDS
+        rm -f "$STAMP"
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install \
+            --progress-bar off -e ".[testing]"
+        stamp_value >"$STAMP"
+        log "installed in $((SECONDS - t0)) s"
+    fi
+    setup_bioimageio_env "$py"
+}
+
+# The bioimage.io zoo's own tools (bioimageio.core) test exported packages in
+# their own environment, .venv-bio: bioimageio.core 0.11 pins bioimageio.spec
+# 0.5.12.0, which fails on the pydantic napari installs. TensorFlow and Keras
+# there match the project's. NAPARI_UNET_SKIP_BIOIMAGEIO=1 skips it.
+setup_bioimageio_env() {
+    local py="$1" venv_bio="${NAPARI_UNET_BIOIMAGEIO_VENV:-$ROOT/.venv-bio}" versions want
+    [ "${NAPARI_UNET_SKIP_BIOIMAGEIO:-0}" = 1 ] && return 0
+    versions="$("$VENV/bin/python" -c 'import tensorflow as tf, keras; print(tf.__version__, keras.__version__)' 2>/dev/null | tail -1)"
+    local tf_version="${versions% *}" keras_version="${versions#* }"
+    want="bioimageio.core==0.11.0 bioimageio.spec==0.5.12.0 tensorflow-cpu==$tf_version keras==$keras_version"
+    if [ -x "$venv_bio/bin/bioimageio" ] && [ "$(cat "$venv_bio/.stamp" 2>/dev/null)" = "$want" ]; then
+        log "bioimage.io test environment up to date ($venv_bio)"
         return 0
     fi
-
-    log "pip install -e '.[testing]' (first run: several minutes, TensorFlow + napari)"
+    log "creating $venv_bio for the bioimage.io zoo's checks ($want)"
     local t0=$SECONDS
-    rm -f "$STAMP"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install \
-        --progress-bar off -e ".[testing]"
-    stamp_value >"$STAMP"
-    log "installed in $((SECONDS - t0)) s"
+    rm -rf "$venv_bio"
+    "$py" -m venv "$venv_bio"
+    # shellcheck disable=SC2086
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv_bio/bin/pip" install -q --progress-bar off \
+        $want "pydantic>=2.10,<2.14" h5py
+    echo "$want" >"$venv_bio/.stamp"
+    log "bioimage.io environment ready in $((SECONDS - t0)) s"
 }
 
 # Serialise concurrent runs (two terminals, or test.sh run twice) so that they

@@ -2,6 +2,7 @@
 # Runs the test suite: set-up first (idempotent), then pytest in separate
 # sessions, on a virtual screen when there is no display:
 #
+#   0. ruff (lint and import order);
 #   1. the core session   (-m "not gui"): the headless core, TensorFlow allowed;
 #   2. the GUI session    (-m gui) with PyQt6, then again with PyQt5: napari
 #      viewers and the docks. It fails if napari's (the test) process imports
@@ -26,6 +27,12 @@ if [ "${NAPARI_UNET_SKIP_SETUP:-0}" != 1 ]; then
 fi
 PYTHON="${NAPARI_UNET_PYTHON:-$ROOT/.venv/bin/python}"
 QT_APIS="${NAPARI_UNET_QT_APIS:-pyqt6 pyqt5}"
+
+# Lint and import order first: a style error fails CI like a test does.
+"$PYTHON" -m ruff check src tests benchmarks scripts || {
+    echo "[test] ruff found problems (fix them, or run: .venv/bin/ruff check --fix)" >&2
+    exit 1
+}
 
 SCREEN=()
 if [ -z "${DISPLAY:-}" ]; then

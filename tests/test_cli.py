@@ -1,8 +1,10 @@
 """The napari-unet command line, run in-process (fast) and once as a console script."""
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +179,107 @@ def test_console_script_runs_and_fails_cleanly(tmp_path, model_file):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"napari-unet segment: error: input not found: {tmp_path / 'nope.tif'}"]
+
+
+def _zarr_image(path, img, chunks=(256, 256)):
+    import zarr
+
+    src = zarr.open_array(str(path), mode="w", shape=img.shape, chunks=chunks, dtype=img.dtype)
+    src[:] = img
+    return path
+
+
+def test_single_zarr_input_with_zarr_output_names_the_array(tmp_path, capsys, model_file):
+    import zarr
+
+    _zarr_image(tmp_path / "in.zarr", image(3, (200, 180)))
+    code, _, err = run(capsys, "segment", tmp_path / "in.zarr", "-o", tmp_path / "out.zarr",
+                       "--model", model_file, "-q")
+    assert code == 0, err
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")  # the array itself...
+    assert out.shape == (200, 180) and not (tmp_path / "out.zarr" / "in_labels.zarr").exists()
+    code, _, err = run(capsys, "segment", tmp_path / "in.zarr", "-o", tmp_path / "out.zarr",
+                       "--model", model_file)
+    assert_one_line_error(code, err, "--overwrite")
+    # Several inputs still need a folder, and a zarr array is not one.
+    _zarr_image(tmp_path / "in2.zarr", image(4, (64, 64)))
+    code, _, err = run(capsys, "segment", tmp_path / "in.zarr", tmp_path / "in2.zarr", "-o",
+                       tmp_path / "out.zarr", "--model", model_file)
+    assert_one_line_error(code, err, "give a folder for several inputs")
+
+
+def test_scheduler_without_distributed_names_the_extra(tmp_path, capsys, model_file,
+                                                       monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    _zarr_image(tmp_path / "in.zarr", image(3, (64, 64)))
+    code, _, err = run(capsys, "segment", tmp_path / "in.zarr", "-o", tmp_path / "out",
+                       "--model", model_file, "--scheduler", "tcp://127.0.0.1:8786")
+    assert_one_line_error(code, err, "[distributed]")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_real_dask_scheduler_and_worker_processes(tmp_path, capsys, model_file):
+    """The cluster path end to end: `dask scheduler` and `dask worker` as separate processes."""
+    import socket
+    import time
+
+    import zarr
+
+    dask_cli = Path(sys.executable).parent / "dask"
+    if not dask_cli.exists():
+        pytest.skip("the dask command-line tool is not installed")
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    procs = [subprocess.Popen([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-dashboard"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([str(dask_cli), "worker", address, "--nworkers", "1",
+                                       "--nthreads", "1", "--no-dashboard"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:  # waits for the scheduler
+            client.wait_for_workers(1, timeout=120)
+        img = image(6, (300, 260))
+        _zarr_image(tmp_path / "in.zarr", img, chunks=(160, 160))
+        code, _, err = run(capsys, "segment", tmp_path / "in.zarr", "-o",
+                           tmp_path / "out.zarr", "--model", model_file, "--scheduler",
+                           address, "-q")
+        assert code == 0, err
+        out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")[:]
+        assert np.array_equal(out > 0, segment(img, model_file) > 0)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        deadline = time.monotonic() + 30
+        for p in procs:
+            try:
+                p.wait(timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_cache_list_and_clean(tmp_path, capsys, monkeypatch):
+    import zarr
+
+    monkeypatch.setenv("NAPARI_UNET_RESULTS_DIR", str(tmp_path / "results"))
+    for name in ("old-labels.zarr", "new-labels.zarr"):
+        zarr.open_array(str(tmp_path / "results" / name), mode="w", shape=(64, 64),
+                        chunks=(32, 32), dtype=np.int32)[:] = 1
+    old = time.time() - 10 * 86400
+    for p in (tmp_path / "results" / "old-labels.zarr").rglob("*"):
+        os.utime(p, (old, old))
+    os.utime(tmp_path / "results" / "old-labels.zarr", (old, old))
+    code, out, _ = run(capsys, "cache", "list")
+    assert code == 0 and "old-labels.zarr" in out and "new-labels.zarr" in out
+    assert out.strip().splitlines()[-1].startswith("2 stores")
+    code, out, _ = run(capsys, "cache", "clean", "--older-than", "7", "--dry-run")
+    assert code == 0 and "would remove" in out
+    assert (tmp_path / "results" / "old-labels.zarr").exists()
+    code, out, _ = run(capsys, "cache", "clean", "--older-than", "7")
+    assert code == 0 and "removed 1 stores" in out
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["new-labels.zarr"]

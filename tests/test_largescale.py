@@ -174,29 +174,3 @@ def test_progress_and_cancel_leave_no_partial_output(tmp_path, blob_model_path):
                         quiet=True, cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zarr"]  # nothing half-written
 
-
-def test_remove_partial_clears_what_a_killed_run_left(tmp_path):
-    from napari_unet.largescale import remove_partial
-
-    out = tmp_path / "labels.zarr"
-    left = tmp_path / ".labels.zarr.partial-1a2b3c4d"
-    (left / "c").mkdir(parents=True)
-    (left / "c" / "0").write_bytes(b"x" * 1000)
-    out.mkdir()  # A finished output, and another store's leftovers, stay.
-    other = tmp_path / ".other.zarr.partial-00000000"
-    other.mkdir()
-    assert remove_partial(out) == 1
-    assert not left.exists() and out.exists() and other.exists()
-    assert remove_partial(tmp_path / "missing" / "x.zarr") == 0
-
-
-def test_cache_size_counts_the_result_stores(tmp_path, monkeypatch):
-    from napari_unet.paths import cache_size
-
-    monkeypatch.setenv("NAPARI_UNET_RESULTS_DIR", str(tmp_path / "results"))
-    assert cache_size() == 0
-    (tmp_path / "results" / "a.zarr" / "c").mkdir(parents=True)
-    (tmp_path / "results" / "a.zarr" / "c" / "0").write_bytes(b"x" * 1234)
-    (tmp_path / "results" / "b.zarr").mkdir()
-    (tmp_path / "results" / "b.zarr" / "zarr.json").write_bytes(b"{}")
-    assert cache_size() == 1236

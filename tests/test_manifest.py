@@ -5,6 +5,7 @@ import importlib.metadata
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib.resources import files
 from pathlib import Path
 
@@ -45,12 +46,7 @@ def test_entry_point_resolves_to_root_manifest(manifest):
     assert (module, resource) == ("napari_unet", "napari.yaml")
     found = files(module) / resource
     root = ROOT / "napari.yaml"
-    if (ROOT / "src" / "napari_unet").is_dir():  # running from the repository
-        # The package holds a symlink, so there is one manifest to edit.
-        assert (ROOT / "src" / "napari_unet" / "napari.yaml").is_symlink()
-        assert (ROOT / "src" / "napari_unet" / "sample_data").is_symlink()
-        assert Path(str(found)).resolve() == root.resolve()
-    if root.is_file():
+    if root.is_file():  # running from the repository: the install copied the one manifest
         assert found.read_text(encoding="utf-8") == root.read_text(encoding="utf-8")
         assert PluginManifest.from_file(root).contributions == manifest.contributions
 
@@ -78,3 +74,44 @@ def test_labels_writer_contribution(manifest):
                 if w.command == "napari-unet.write_labels"]
     assert [str(t) for t in writer.layer_types] == ["labels"]
     assert set(writer.filename_extensions) == {".tif", ".tiff"}
+
+
+def test_no_symlinks_so_any_checkout_builds_the_same(tmp_path):
+    """A checkout without symlinks (Windows, core.symlinks=false) must build a working
+    wheel: the repository holds none, and the wheel carries the manifest and samples."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout
+    assert [line for line in listed.splitlines() if line.startswith("120000")] == []
+    # Build from a plain copy of the tracked files, as any checkout would have them.
+    src = tmp_path / "checkout"
+    for name in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(tmp_path / "dist"), str(src)], capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert zf.read("napari_unet/napari.yaml") == (ROOT / "napari.yaml").read_bytes()
+    samples = {p.name for p in (ROOT / "sample_data").iterdir()}
+    assert {f"napari_unet/sample_data/{n}" for n in samples} <= names
+    # Installed on its own, the wheel's manifest validates with npe2.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, timeout=300)
+    code = (f"import sys; sys.path.insert(0, {str(target)!r});"
+            "import napari_unet, importlib.resources as r;"
+            "from npe2 import PluginManifest;"
+            "m = PluginManifest.from_file(str(r.files('napari_unet') / 'napari.yaml'));"
+            "assert str(r.files('napari_unet')).startswith(sys.path[0]), r.files('napari_unet');"
+            "print(m.name, len(m.contributions.commands))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "napari-unet"

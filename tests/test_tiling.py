@@ -23,7 +23,7 @@ def blobs(shape, seed=0, n=30):
 
 
 @pytest.mark.parametrize(
-    "shape", [(1, 1), (5, 300), (127, 129), (128, 128), (1000, 37), (3, 40, 50), (2, 3, 20, 30)]
+    "shape", [(2, 2), (5, 300), (127, 129), (128, 128), (1000, 37), (3, 40, 50), (2, 3, 20, 30)]
 )
 def test_output_shape_equals_input_shape(tiny_model, shape, rng):
     image = rng.random(shape, dtype=np.float32)

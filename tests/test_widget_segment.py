@@ -444,7 +444,7 @@ def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_fi
     results = tmp_path / "results"
     monkeypatch.setenv("NAPARI_UNET_RESULTS_DIR", str(results))
     monkeypatch.setattr(_largescale, "OUT_OF_CORE_PIXELS", 100 * 100)  # "huge" = over 10k px
-    monkeypatch.setattr(_largescale, "CACHE_WARN_BYTES", 1)  # Any store is "a lot".
+    monkeypatch.setattr("napari_unet.cache.WARN_BYTES", 1)  # Any store is "a lot".
     image = blobs((192, 160))
     store = zarr.open_array(str(tmp_path / "image.zarr"), mode="w", shape=image.shape,
                             chunks=(64, 64), dtype=image.dtype)

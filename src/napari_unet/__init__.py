@@ -40,6 +40,7 @@ _EXPORTS = {
     "read_dataset": "training",
     "make_targets": "training",
     "evaluate": "metrics",
+    "object_confidence": "confidence",
     "dice": "metrics",
     "match_instances": "metrics",
     "otsu_watershed": "baseline",

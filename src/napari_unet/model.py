@@ -80,7 +80,15 @@ def build_unet(
 
 
 def model_depth(model) -> int:
-    """Number of 2x2 pooling levels of a model (0 if it has none)."""
+    """Number of 2x2 pooling levels of a model (0 if it has none).
+
+    A model loaded from a bioimage.io package carries the depth its
+    description states (``napari_unet_depth``): its layers may downsample
+    without pooling, or be a TensorFlow SavedModel with no visible layers.
+    """
+    stated = getattr(model, "napari_unet_depth", None)
+    if stated is not None:
+        return int(stated)
     return sum(1 for layer in model.layers if layer.__class__.__name__ == "MaxPooling2D")
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
@@ -155,18 +157,31 @@ def save_model(model, path, info: ModelInfo | None = None, *, overwrite: bool = 
     info = info or ModelInfo.from_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A crash never leaves a truncated model under the final name.
-    with atomic_write(path, overwrite=overwrite, exists_message=exists) as tmp:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as zf:
+    with tempfile.TemporaryDirectory(prefix="napari-unet-") as scratch:
+        # Keras insists on a ".keras" name: save in a private folder, then
+        # publish the bytes atomically (nothing is left if we are killed).
+        staged = Path(scratch) / "model.keras"
+        model.save(staged)
+        with zipfile.ZipFile(staged, "a") as zf:
             zf.writestr(METADATA_MEMBER, json.dumps(info.to_dict(), indent=2))
+        with atomic_write(path, overwrite=overwrite, exists_message=exists) as tmp, \
+                open(staged, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
     return path
 
 
 def read_model_info(path) -> ModelInfo | None:
     """Read only the metadata of a model file (no TensorFlow needed).
 
-    Returns None for a valid Keras archive without napari-unet metadata.
+    Returns None for a valid Keras archive without napari-unet metadata. For a
+    bioimage.io package, the metadata it describes.
     """
+    from .bioimageio.package import is_bioimageio_package
+
+    if is_bioimageio_package(path):
+        from .bioimageio.package import read_bioimageio_info
+
+        return read_bioimageio_info(path)
     path = _check_file(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -183,8 +198,10 @@ def load_model(path=None, *, with_info: bool = False):
     Parameters
     ----------
     path : str or Path, optional
-        A ``.keras`` file. Without it, the default nuclei model shipped with
-        the package is loaded (offline).
+        A ``.keras`` file, or a bioimage.io package (zip, folder or
+        description file; see :mod:`napari_unet.bioimageio`). Without it,
+        the default nuclei model shipped with the package is loaded
+        (offline).
     with_info : bool
         Also return the :class:`ModelInfo`.
 
@@ -196,8 +213,16 @@ def load_model(path=None, *, with_info: bool = False):
     ------
     ModelFileError
         The file is missing, truncated, not a Keras archive, or holds
-        layers that cannot be loaded safely (e.g. Lambda layers).
+        layers that cannot be loaded safely (e.g. Lambda layers); or the
+        package cannot be used (the message names why).
     """
+    if path is not None:
+        from .bioimageio.package import is_bioimageio_package
+
+        if is_bioimageio_package(path):
+            from .bioimageio.importer import load_bioimageio
+
+            return load_bioimageio(path, with_info=with_info)
     if path is None:
         path = default_model_path()
         if not path.exists():
@@ -249,16 +274,15 @@ def load_model_cached(path=None):
         As :func:`load_model`.
     """
     path = Path(path) if path is not None else default_model_path()
-    checked = _check_file(path) if path.exists() or path != default_model_path() else None
-    if checked is None:
-        return load_model(None, with_info=True)  # raises the "not installed" message
-    stat = checked.stat()
-    key = (str(checked.resolve()), stat.st_mtime_ns, stat.st_size)
+    if not path.exists():  # raises the clear "not installed" / "not found" message
+        return load_model(None if path == default_model_path() else path, with_info=True)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _CACHE_LOCK:  # threads of one process must not load a file twice
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-        loaded = load_model(checked, with_info=True)
+        loaded = load_model(path, with_info=True)
         _CACHE[key] = loaded
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -46,15 +46,3 @@ def results_dir() -> Path:
 
     override = os.environ.get(RESULTS_ENV)
     return Path(override) if override else Path(user_cache_dir(_APP, appauthor=False)) / "results"
-
-
-def cache_size() -> int:
-    """Bytes held by the files under :func:`results_dir` (0 if it does not exist)."""
-    total = 0
-    for root, _, files in os.walk(results_dir()):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:  # Removed meanwhile.
-                pass
-    return total

@@ -130,6 +130,13 @@ def prepare_image(
             data = data[..., channels]
     elif n != in_channels:
         raise _channel_count_error(n, in_channels)
+    h, w = spatial[-2:]
+    if min(h, w) < 2:
+        raise ValueError(f"The image planes are {h}x{w} pixels (Y x X): too small to segment; "
+                         "need at least 2x2.")
+    if isinstance(image, np.ndarray) and image.dtype.kind == "f" and not np.isfinite(image).any():
+        raise ValueError("The image holds no finite values (all NaN or infinite): nothing to "
+                         "segment.")
     return PreparedImage(data=data, spatial_shape=spatial, axes=resolved.spatial)
 
 

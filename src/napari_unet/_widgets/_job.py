@@ -56,10 +56,10 @@ def finish(job: Job, outcome) -> RunResult:
     """
     try:
         if not outcome.ok:
-            if job.store is not None:
-                from ..largescale import remove_partial
+            if job.store is not None:  # A killed worker leaves its partial store.
+                from .._atomic import sweep_partials
 
-                remove_partial(job.store)
+                sweep_partials(job.store.parent)
             return RunResult(job, error=outcome.error, timings=outcome.timings)
         value = outcome.value
         if isinstance(value, StoreResult):

@@ -25,8 +25,6 @@ from ..paths import results_dir
 #: core. In memory, a run needs ~16 bytes per pixel (probabilities, labels,
 #: post-processing): 2**26 px (an 8192 x 8192 plane) is ~1 GiB.
 OUT_OF_CORE_PIXELS = 2**26
-#: Above this many bytes of result stores, a finished out-of-core run warns.
-CACHE_WARN_BYTES = 5 * 2**30
 
 
 def is_lazy(data) -> bool:
@@ -54,14 +52,13 @@ def new_store_path(image_name: str) -> Path:
     return path
 
 
-def cache_warning(limit: int | None = None) -> str | None:
-    """A warning when the result stores take more than ``limit`` bytes, else None."""
-    from ..paths import cache_size
+def cache_warning() -> str | None:
+    """A warning when the result stores take more than :data:`~napari_unet.cache.WARN_BYTES`."""
+    from .. import cache
 
-    limit = CACHE_WARN_BYTES if limit is None else limit
-    size = cache_size()
-    if size <= limit:
+    size = cache.cache_size()
+    if size <= cache.WARN_BYTES:
         return None
-    return (f"napari-unet's result stores in {results_dir()} take {size / 2**30:.1f} GB. "
+    return (f"napari-unet's result stores in {results_dir()} take {cache.format_bytes(size)}. "
             "Run 'napari-unet cache list' to see them and 'napari-unet cache clean' to "
             "free the space (export or save the layers you want to keep first).")

@@ -34,12 +34,11 @@ Tasks get the model's *path* and load it once per worker process.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_folder
 from ..model_io import ModelInfo, load_model_cached
 from ..settings import BlockSettings, LabelSettings, PredictionSettings, split_options
 from .blocks import (
@@ -216,7 +215,6 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
     zarr.Array
         The output, opened read-only; ``attrs['n_objects']`` counts objects.
     """
-    import dask
     import zarr
 
     output = Path(output)
@@ -227,75 +225,65 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
                              caller="segment_zarr()")
     plan, src = _plan(input, model, info, axes=axes, channel_axis=channel_axis,
                       channels=channels, settings=settings)
-    normalize, mode = plan.prediction.normalize, plan.labelling.mode
+    mode = plan.labelling.mode
     if (client is not None or scheduler is not None) and plan.model.in_memory:
         raise ValueError("a distributed run needs the model as a .keras path, not an object")
     own_client = None
     if scheduler is not None and client is None:
-        from distributed import Client
-
-        client = own_client = Client(scheduler)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f"{_partial_prefix(output)}{secrets.token_hex(4)}")
+        client = own_client = connect(scheduler)
     run = dict(client=client, num_workers=num_workers, quiet=quiet, progress=progress,
                cancel=cancel)
     try:
-        lead, keys = plan.shape[:-2], plan.keys()
-        ranges = None
-        if normalize:
-            ranges = np.reshape(_compute([dask.delayed(plane_range)(src, plan, i)
-                                          for i in np.ndindex(*lead)], "percentiles",
-                                         unit="plane", **run),
-                                lead + (2, -1))
-        zarr.open_array(str(tmp), mode="w", shape=plan.shape, dtype=plan.dtype, fill_value=0,
-                        chunks=(1,) * len(lead) + plan.block)
-        metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(tmp))
-                          for k in keys], f"{output.name} blocks", unit="chunk", **run)
-        n = 0
-        if mode == "instance":
-            merged = merge_tables(plan, dict(zip(keys, metas, strict=True)))
-            n = int(merged[0].max(initial=0))
-            tables = [block_table(merged, k, m[0]) for k, m in zip(keys, metas, strict=True)]
-            _compute([dask.delayed(relabel_stored)(str(tmp), plan, k, t)
-                      for k, t in zip(keys, tables, strict=True)], f"{output.name} merge",
-                     unit="chunk", **run)
-        arr = zarr.open_array(str(tmp), mode="r+")
-        arr.attrs.update({"napari_unet": {
-            "source": str(input) if isinstance(input, (str, os.PathLike)) else None,
-            "model": plan.info.name, "mode": mode, "n_objects": n,
-            "tile_size": plan.prediction.tile_size, "overlap": plan.prediction.overlap,
-            "halo": plan.blocks.halo, "exact": plan.blocks.exact}, "n_objects": n})
-        if output.is_dir():  # overwrite: only now that the new labels are complete
-            shutil.rmtree(output)
-        elif output.exists():
-            output.unlink()
-        os.replace(tmp, output)
+        with atomic_folder(output, overwrite=overwrite) as tmp:
+            n = _write_labels(plan, src, tmp, run)
+            zarr.open_array(str(tmp), mode="r+").attrs.update({"napari_unet": {
+                "source": str(input) if isinstance(input, (str, os.PathLike)) else None,
+                "model": plan.info.name, "mode": mode, "n_objects": n,
+                "tile_size": plan.prediction.tile_size, "overlap": plan.prediction.overlap,
+                "halo": plan.blocks.halo, "exact": plan.blocks.exact}, "n_objects": n})
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if own_client is not None:
             own_client.close()
     return zarr.open_array(str(output), mode="r")
 
 
-def _partial_prefix(output: Path) -> str:
-    return f".{output.name}.partial-"
+def _write_labels(plan, src, path, run) -> int:
+    """Label every block into the zarr array at ``path``; return the object count."""
+    import dask
+    import zarr
 
-
-def remove_partial(output) -> int:
-    """Remove what interrupted :func:`segment_zarr` runs left of ``output``.
-
-    A run writes into a hidden sibling and moves it into place when
-    complete; a process killed meanwhile leaves that sibling behind.
-    Returns how many were removed (``output`` itself is never touched).
-    """
-    output = Path(output)
-    if not output.parent.is_dir():
+    lead, keys = plan.shape[:-2], plan.keys()
+    ranges = None
+    if plan.prediction.normalize:
+        ranges = np.reshape(_compute([dask.delayed(plane_range)(src, plan, i)
+                                      for i in np.ndindex(*lead)], "percentiles",
+                                     unit="plane", **run), lead + (2, -1))
+    zarr.open_array(str(path), mode="w", shape=plan.shape, dtype=plan.dtype, fill_value=0,
+                    chunks=(1,) * len(lead) + plan.block)
+    metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(path))
+                      for k in keys], "blocks", unit="chunk", **run)
+    if plan.labelling.mode != "instance":
         return 0
-    prefix = _partial_prefix(output)
-    stale = [p for p in output.parent.iterdir() if p.name.startswith(prefix)]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return len(stale)
+    merged = merge_tables(plan, dict(zip(keys, metas, strict=True)))
+    tables = [block_table(merged, k, m[0]) for k, m in zip(keys, metas, strict=True)]
+    _compute([dask.delayed(relabel_stored)(str(path), plan, k, t)
+              for k, t in zip(keys, tables, strict=True)], "merge", unit="chunk", **run)
+    return int(merged[0].max(initial=0))
+
+
+def connect(scheduler: str):
+    """A ``distributed.Client`` for a scheduler address, with a clear error
+    when the optional ``distributed`` package is missing."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise RuntimeError(
+            "running on a dask cluster needs the 'distributed' package: "
+            "pip install 'napari-unet[distributed]'") from None
+    try:
+        return Client(scheduler, timeout="10s")
+    except OSError as err:
+        raise OSError(f"cannot reach the dask scheduler at {scheduler}: {err}") from None
 
 
 def _compute(tasks, desc, *, unit, client, num_workers, quiet, progress=None, cancel=None):

@@ -1,0 +1,122 @@
+"""``napari-unet train``: fine-tune (or train from scratch) on exported datasets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ._common import CLIError, fraction, positive_float, positive_int, show_progress
+
+#: ``--from`` values that are not files.
+DEFAULT, SCRATCH = "default", "scratch"
+
+
+def add_parser(sub) -> None:
+    tr = sub.add_parser("train", help="fine-tune the shipped model (or another, or a new "
+                                      "U-Net) on exported datasets")
+    tr.add_argument("datasets", nargs="+", metavar="DATASET")
+    tr.add_argument("-o", "--output", required=True, help="new .keras model file")
+    tr.add_argument("--from", dest="base_model", default=DEFAULT, metavar="MODEL",
+                    help="model to fine-tune: 'default' (the shipped model, the default), a "
+                         ".keras file, or 'scratch' for a new U-Net")
+    tr.add_argument("--base-filters", type=positive_int, default=16,
+                    help="width of a new U-Net (with --from scratch)")
+    tr.add_argument("--epochs", type=positive_int, default=30)
+    tr.add_argument("--steps", type=positive_int, default=100, help="steps per epoch")
+    tr.add_argument("--batch-size", type=positive_int, default=8)
+    tr.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    tr.add_argument("--patch-size", type=positive_int, default=128, help="training patch edge")
+    tr.add_argument("--val-fraction", type=fraction, default=0.15)
+    tr.add_argument("--time-limit", type=positive_float, help="stop after this many seconds")
+    tr.add_argument("--channel-axis", type=int,
+                    help="channel axis of the image files (default: what the files and "
+                         "dataset.json say)")
+    tr.add_argument("--no-augment", action="store_true")
+    tr.add_argument("--overwrite", action="store_true")
+    tr.add_argument("-q", "--quiet", action="store_true")
+    tr.set_defaults(func=run)
+
+
+def start_model(value: str):
+    """The ``model=`` argument of :func:`napari_unet.train` for a ``--from`` value."""
+    if value == SCRATCH:
+        return None
+    if value == DEFAULT:
+        from ..model_io import default_model_path
+
+        return default_model_path()
+    path = Path(value)
+    if not path.is_file():
+        raise CLIError(f"--from: model file not found: {path} (or use 'default' or 'scratch')")
+    return path
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from ..training.data import read_dataset
+    from ..training.loop import train
+
+    out = Path(args.output)
+    if out.suffix != ".keras":
+        raise CLIError(f"-o must name a .keras file: {out}")
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"output exists (use --overwrite to replace it): {out}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise CLIError(f"-o: {out.parent} is not a folder")
+    base = start_model(args.base_model)
+    images, labels, names, with_channels = [], [], [], set()
+    for folder in args.datasets:
+        if not Path(folder).is_dir():
+            raise CLIError(f"dataset folder not found: {folder}")
+        ds = read_dataset(folder, channel_axis=args.channel_axis)  # channels come out last
+        images += ds.images
+        labels += ds.labels
+        names.append(str(folder))
+        with_channels.add(ds.channel_axis is not None)
+    if len(with_channels) > 1:
+        raise CLIError("some datasets have multichannel images and others do not")
+    bar = None
+
+    def progress(state):
+        # train() reports event='step' after every step and event='epoch'
+        # (loss, val_loss/val_score when validating, improved) after each epoch.
+        nonlocal bar
+        if args.quiet:
+            return
+        if state["event"] == "step" and show_progress(args.quiet):
+            if bar is None:
+                bar = tqdm(total=state["steps"], unit="step", leave=False,
+                           desc=f"epoch {state['epoch']}/{state['epochs']}")
+            bar.set_postfix(loss=f"{state['loss']:.4f}", refresh=False)
+            bar.update(1)
+        elif state["event"] == "epoch":
+            if bar is not None:
+                bar.close()
+                bar = None
+            val = (f"  val_loss {state['val_loss']:.4f}  val_score {state['val_score']:.4f}"
+                   if "val_score" in state else "")
+            print(f"epoch {state['epoch']}/{state['epochs']}: loss {state['loss']:.4f}{val}"
+                  f"{'  (best, saved)' if state.get('improved') else ''}", file=sys.stderr)
+
+    if not args.quiet:
+        start = "a new U-Net" if base is None else f"{Path(base).name}"
+        print(f"training from {start} on {len(images)} images", file=sys.stderr)
+    try:
+        result = train(images, labels, model=base, base_filters=args.base_filters,
+                       channel_axis=-1 if True in with_channels else None, epochs=args.epochs,
+                       steps_per_epoch=args.steps, batch_size=args.batch_size,
+                       learning_rate=args.learning_rate, patch_size=args.patch_size,
+                       val_fraction=args.val_fraction, augment=not args.no_augment,
+                       time_limit=args.time_limit, output_path=out, overwrite=args.overwrite,
+                       data_description=", ".join(names), progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.path is None:
+        raise CLIError(f"no model saved: training stopped ({result.stopped}) before an epoch "
+                       "completed")
+    score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
+    print(f"saved {result.path} (best score {score} at epoch {result.best_epoch}; "
+          f"{result.stopped})")
+    return 0
