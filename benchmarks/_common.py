@@ -63,31 +63,48 @@ def timed(fn, repeat: int = 1):
 
 
 class PeakRSS:
-    """Samples this process's resident memory every few ms in a thread."""
+    """Samples this process's resident memory every few ms in a thread.
 
-    def __init__(self, interval: float = 0.005):
+    With ``children``, the memory of its child processes (e.g. napari-unet's
+    worker) is added in.
+    """
+
+    def __init__(self, interval: float = 0.005, children: bool = False):
         import psutil
 
         self._proc = psutil.Process()
         self._interval = interval
-        self.baseline = self.peak = self._proc.memory_info().rss
+        self._children = children
+        self.baseline = self.peak = self._rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _rss(self) -> int:
+        import psutil
+
+        total = self._proc.memory_info().rss
+        if self._children:
+            for child in self._proc.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # ended meanwhile
+                    pass
+        return total
+
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self.peak = max(self.peak, self._rss())
             time.sleep(self._interval)
 
     def __enter__(self):
-        self.baseline = self.peak = self._proc.memory_info().rss
+        self.baseline = self.peak = self._rss()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.peak = max(self.peak, self._rss())
 
     @property
     def extra_mb(self) -> float:

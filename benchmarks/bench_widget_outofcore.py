@@ -13,7 +13,8 @@ segments the whole layer twice, each in a fresh process, side by side:
 * **in memory**: the same layer forced through the in-memory path.
 
 Printed: the peak resident memory each run adds over the viewer with
-TensorFlow and the model loaded, the input's size, the ratio, and the time.
+TensorFlow and the model loaded (napari's process and the dock's worker
+process together), the input's size, the ratio, and the time.
 Without a display it re-runs itself under ``xvfb-run``.
 """
 
@@ -47,12 +48,12 @@ def child(mode: str, store: str, results: str) -> dict:
     viewer.add_image(da.from_zarr(store), name="stack")
     app = QApplication.instance()
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
-    while widget.status.value.startswith("loading"):  # TensorFlow and the model
+    while widget.status.value != "ready":  # The worker loads TensorFlow and the model.
         app.processEvents()
         time.sleep(0.01)
     for _ in range(20):
         app.processEvents()
-    with PeakRSS() as rss:
+    with PeakRSS(children=True) as rss:
         t0 = time.perf_counter()
         widget.run()
         while widget.busy:
@@ -73,7 +74,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(*args.child)), flush=True)
-        os._exit(0)  # TensorFlow's and Mesa's LLVMs clash in exit-time destructors
+        return 0
     if not os.environ.get("DISPLAY"):
         if shutil.which("xvfb-run") is None:
             sys.exit("No display and no xvfb-run: install Xvfb.")

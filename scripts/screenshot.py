@@ -108,10 +108,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(args.output, viewer.screenshot(canvas_only=False, flash=False))
     print(f"wrote {args.output}")
-    sys.stdout.flush()
-    # TensorFlow and Mesa's OpenGL both carry LLVM; their static destructors
-    # clash at interpreter exit (free(): invalid pointer). Skip them.
-    os._exit(0)
+    viewer.close()
 
 
 if __name__ == "__main__":

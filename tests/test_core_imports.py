@@ -47,3 +47,23 @@ def test_every_core_module_imports_without_gui_packages():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"imported {len(modules)}" in result.stdout
+
+
+def test_importing_the_package_changes_nothing_in_the_process():
+    """No import hooks, no changed dlopen flags, no TensorFlow, no GC or GIL tweaks."""
+    code = textwrap.dedent("""
+        import gc, sys
+        before = (list(sys.meta_path), sys.getdlopenflags(), sys.getswitchinterval(),
+                  gc.isenabled(), gc.get_freeze_count())
+        import napari_unet, napari_unet.worker, napari_unet.worker.client
+        after = (list(sys.meta_path), sys.getdlopenflags(), sys.getswitchinterval(),
+                 gc.isenabled(), gc.get_freeze_count())
+        assert before == after, (before, after)
+        heavy = sorted({"tensorflow", "keras", "napari", "qtpy"} & set(sys.modules))
+        assert not heavy, heavy
+        print("clean")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "clean"

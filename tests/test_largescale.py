@@ -173,3 +173,4 @@ def test_progress_and_cancel_leave_no_partial_output(tmp_path, blob_model_path):
         nu.segment_zarr(image, tmp_path / "stopped.zarr", blob_model_path, block_size=48,
                         quiet=True, cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zarr"]  # nothing half-written
+

@@ -1,12 +1,16 @@
 """The Segment dock widget, in a real napari viewer (run under Xvfb).
 
-Tiny models built on the fly keep the file fast; their random weights do not
-segment anything meaningful, so tests check geometry, bookkeeping and that
-nothing the user did is lost, not segmentation quality.
+Tiny models built in a subprocess keep the file fast; their random weights
+do not segment anything meaningful, so tests check geometry, bookkeeping
+and that nothing the user did is lost, not segmentation quality. The
+network runs in the dock's worker process: tests steer it through files
+(see worker_hooks), and this process never imports TensorFlow.
 """
 
 import json
-import time
+import os
+import signal
+import sys
 
 import numpy as np
 import pytest
@@ -15,24 +19,33 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 from napari.layers import Labels  # noqa: E402
+from worker_hooks import network_calls  # noqa: E402
 
-import napari_unet  # noqa: E402
-import napari_unet.pipeline  # noqa: E402,F401 - binds the real predict_probabilities before tests patch it
-from napari_unet import engine, probabilities_to_labels, save_model  # noqa: E402
+from napari_unet import probabilities_to_labels  # noqa: E402
 from napari_unet._widgets import SegmentWidget, segment_widget  # noqa: E402
 from napari_unet._widgets._models import LOAD_ENTRY, ModelRegistry  # noqa: E402
 
-TIMEOUT = 60_000  # ms; the machine may be busy
+TIMEOUT = 120_000  # ms; the machine may be busy (and a fresh worker imports TensorFlow)
 
 
 @pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
+def _config_dir(tmp_path, monkeypatch, worker_control):
     monkeypatch.setenv("NAPARI_UNET_CONFIG_DIR", str(tmp_path / "config"))
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_model):
-    return save_model(tiny_model, tmp_path_factory.mktemp("models") / "tiny.keras")
+@pytest.fixture
+def control(worker_control):
+    """``(folder, segment worker client)``; no control file is left from another test."""
+    folder, clients = worker_control
+    for name in ("hold", "memory"):
+        (folder / name).unlink(missing_ok=True)
+    yield folder, clients["segment"]
+    (folder / "hold").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def model_file(model_files):
+    return model_files["tiny"]
 
 
 @pytest.fixture
@@ -43,20 +56,6 @@ def notes(monkeypatch):
         monkeypatch.setattr(segment_widget, f"show_{kind}",
                             lambda msg, kind=kind: shown.append((kind, str(msg))))
     return shown
-
-
-@pytest.fixture
-def net_calls(monkeypatch):
-    """Counts network calls (one per batch of tiles)."""
-    calls = []
-    original = engine.run_model
-
-    def counted(model, batch):
-        calls.append(len(batch))
-        return original(model, batch)
-
-    monkeypatch.setattr(engine, "run_model", counted)
-    return calls
 
 
 def blobs(shape, seed=0):
@@ -77,6 +76,25 @@ def open_widget(viewer, model_file) -> SegmentWidget:
 def run(qtbot, widget):
     widget.run()
     qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+
+
+def hold_network(qtbot, folder, client):
+    """The next run's first network call waits until :func:`release`.
+
+    Waits for the worker to finish what it was doing (e.g. loading a model
+    that was just chosen), so the held call is the run's.
+    """
+    qtbot.waitUntil(lambda: not client.busy, timeout=TIMEOUT)
+    (folder / "held").unlink(missing_ok=True)  # left by a killed worker
+    (folder / "hold").write_text("network")
+
+
+def release(folder):
+    (folder / "hold").unlink(missing_ok=True)
+
+
+def shared_memory_left(client) -> list[str]:
+    return [name for name in os.listdir("/dev/shm") if name.startswith(client.shm_prefix)]
 
 
 def test_docks_from_manifest_and_follows_active_layer(make_napari_viewer, model_file):
@@ -181,8 +199,7 @@ def test_visible_region_scope(make_napari_viewer, qtbot, model_file, notes):
 
 
 def test_visible_region_is_normalized_like_the_whole_plane(make_napari_viewer, qtbot,
-                                                           model_file, monkeypatch):
-    from napari_unet import prediction
+                                                           model_file):
     from napari_unet.normalize import percentile_range
 
     viewer = make_napari_viewer(show=True)
@@ -195,75 +212,119 @@ def test_visible_region_is_normalized_like_the_whole_plane(make_napari_viewer, q
     qtbot.waitUntil(lambda: image.corner_pixels[1, 1] < 200, timeout=5000)
     (y0, x0), (y1, x1) = image.corner_pixels
     assert percentile_range(pixels[y0:y1, x0:x1])[1] < 0.6 * percentile_range(pixels)[1]
-    seen, predict = [], prediction.predict_probabilities
-
-    def spy(img, *args, **kwargs):
-        seen.append((img.shape, kwargs.get("intensity_range")))
-        return predict(img, *args, **kwargs)
-
-    monkeypatch.setattr(prediction, "predict_probabilities", spy)
     widget.scope.value = "visible region"
     run(qtbot, widget)
+    crop = widget.last_result
     widget.scope.value = "whole layer"
     run(qtbot, widget)
-    (crop_shape, crop_range), (whole_shape, whole_range) = seen
-    assert crop_shape[-1] < 320 and whole_shape == (160, 320)
+    whole = widget.last_result
+    assert crop.probs.shape[-1] < 320 and whole.probs.shape[-2:] == (160, 320)
     # The crop is mapped with the whole plane's range (the whole-layer run's own).
     lo, hi = percentile_range(pixels)
+    crop_range = crop.stats["intensity_range"]
     assert np.allclose(np.ravel(crop_range[0]), lo) and np.allclose(np.ravel(crop_range[1]), hi)
-    assert whole_range is None  # computed per plane by the core, as before
+    assert whole.stats["intensity_range"] is None  # computed per plane by the core
 
 
-def test_cancel_is_prompt_and_adds_nothing(make_napari_viewer, qtbot, model_file, monkeypatch,
-                                           notes):
+def test_cancel_leaves_nothing_and_the_worker_stays_usable(make_napari_viewer, qtbot,
+                                                           model_file, control, notes):
+    folder, client = control
     viewer = make_napari_viewer()
     viewer.add_image(blobs((160, 160)), name="big")
     widget = open_widget(viewer, model_file)
-    widget.tile_size.value, widget.overlap.value = 32, 0  # 25 tiles: 4 batches
-    original, calls = engine.run_model, []
-
-    def slow(model, batch):
-        calls.append(time.perf_counter())
-        time.sleep(0.3)
-        return original(model, batch)
-
-    monkeypatch.setattr(engine, "run_model", slow)
+    widget.tile_size.value, widget.overlap.value = 32, 0  # 25 tiles: 4 batches of 8
     before = list(viewer.layers)
+    hold_network(qtbot, folder, client)
     widget.run()
-    # Cancel during the 2nd batch (the 1st one may include tracing the model).
-    qtbot.waitUntil(lambda: len(calls) >= 2, timeout=TIMEOUT)
-    worker = widget._run.worker
+    qtbot.waitUntil((folder / "held").exists, timeout=TIMEOUT)  # In the first batch.
+    calls, pid = network_calls(folder), client.pid
+    assert list(viewer.layers) == before  # No placeholder layer during the run.
+    job = widget._run.handle
     widget.cancel()
-    cancelled_at = time.perf_counter()
     assert not widget.busy and widget.run_button.enabled  # The GUI is free at once.
-    qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
-    assert time.perf_counter() - cancelled_at < 1.0
-    assert len(calls) < 4
+    release(folder)
+    qtbot.waitUntil(job.done.is_set, timeout=TIMEOUT)
+    # The worker stopped after the held batch and said so; it was not terminated.
+    assert job.outcome.cancelled and not job.outcome.killed
+    assert network_calls(folder) == calls + 1
     qtbot.wait(50)
     assert list(viewer.layers) == before
-    assert ("info", "Segmentation cancelled; no layer was changed.") in notes
+    assert shared_memory_left(client) == []
+    assert notes == [("info", "Segmentation cancelled; no layer was changed.")]
+
+    # The same worker runs the next job.
+    widget.tile_size.value, widget.overlap.value = 64, 16
+    run(qtbot, widget)
+    assert client.pid == pid
+    assert viewer.layers["big labels"].data.max() > 0
+    assert shared_memory_left(client) == []
 
 
-def test_settings_relabel_from_cache(make_napari_viewer, qtbot, model_file, net_calls):
+def test_worker_killed_mid_run_loses_nothing(make_napari_viewer, qtbot, model_file, control,
+                                             notes):
+    folder, client = control
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((96, 96)), name="cells")
+    viewer.add_points([[10, 10], [50, 60]], name="marks")
+    widget = open_widget(viewer, model_file)
+    run(qtbot, widget)
+    labels = viewer.layers["cells labels"]
+    labels.brush_size = 5
+    labels.paint((20, 20), 999)  # A hand edit, made before the crash.
+    edited = labels.data.copy()
+    names = [layer.name for layer in viewer.layers]
+    started, shown = client.processes_started, len(notes)
+
+    hold_network(qtbot, folder, client)
+    widget.run()  # Edited and "keep my edits" unticked: would write a new layer.
+    qtbot.waitUntil((folder / "held").exists, timeout=TIMEOUT)
+    assert [layer.name for layer in viewer.layers] == names  # No placeholder layer.
+    pid = client.pid
+    os.kill(pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+    release(folder)
+
+    assert [layer.name for layer in viewer.layers] == names
+    np.testing.assert_array_equal(viewer.layers["cells labels"].data, edited)
+    assert viewer.layers["cells labels"] is labels and len(viewer.layers["marks"].data) == 2
+    [(kind, message)] = notes[shown:]  # Exactly one notification...
+    assert kind == "error" and "worker process stopped unexpectedly" in message
+    assert "SIGKILL" in message and "next run starts a fresh worker" in message
+    assert widget.status.value == "failed" and widget.run_button.enabled
+    assert shared_memory_left(client) == []
+
+    # ... and the next Run starts a fresh worker by itself.
+    run(qtbot, widget)
+    assert client.processes_started == started + 1 and client.pid not in (None, pid)
+    assert viewer.layers["cells labels [2]"].data.max() > 0
+    np.testing.assert_array_equal(labels.data, edited)
+    assert len(notes) == shown + 1
+
+
+def test_settings_relabel_from_cache(make_napari_viewer, qtbot, model_file, control):
+    folder, client = control
     viewer = make_napari_viewer()
     viewer.add_image(blobs((96, 96)), name="nuclei")
     widget = open_widget(viewer, model_file)
+    n_calls = network_calls(folder)
     run(qtbot, widget)
     labels = viewer.layers["nuclei labels"]
-    first, n_calls = labels.data.copy(), len(net_calls)
+    first, n_calls = labels.data.copy(), network_calls(folder)
     assert n_calls > 0
+    relabels = client.submitted["relabel"]
     result = widget.results[-1]
     widget.threshold.value = 0.5
     qtbot.waitUntil(lambda: result.params["threshold"] == 0.5 and not widget.busy,
                     timeout=TIMEOUT)
-    assert len(net_calls) == n_calls  # No network call: re-labelled from the cache.
+    # Re-labelled from the cache, in the worker, with no network call.
+    assert network_calls(folder) == n_calls and client.submitted["relabel"] > relabels
     expected = probabilities_to_labels(result.patches[0][1], threshold=0.5, min_size=16)
     np.testing.assert_array_equal(labels.data, expected)
     assert not np.array_equal(labels.data, first)
     widget.output.value = "semantic"
     qtbot.waitUntil(lambda: result.params["mode"] == "semantic" and not widget.busy,
                     timeout=TIMEOUT)
-    assert labels.data.max() == 1 and len(net_calls) == n_calls
+    assert labels.data.max() == 1 and network_calls(folder) == n_calls
 
 
 def test_hand_edits_are_never_lost(make_napari_viewer, qtbot, model_file, notes):
@@ -309,8 +370,10 @@ def test_hand_edits_are_never_lost(make_napari_viewer, qtbot, model_file, notes)
     np.testing.assert_array_equal(labels.data, kept)
 
 
-def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, model_file,
-                                                     tmp_path, monkeypatch, notes):
+def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, model_files,
+                                                     tmp_path, monkeypatch, control, notes):
+    folder, _ = control
+    model_file = model_files["tiny"]
     viewer = make_napari_viewer()
     widget = open_widget(viewer, model_file)
 
@@ -328,19 +391,14 @@ def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, 
     assert widget.model.value == str(model_file.resolve())
 
     viewer.add_image(blobs((64, 64)), name="nuclei")
-    two_in = save_model(napari_unet.build_unet(in_channels=2, base_filters=4, depth=2),
-                        tmp_path / "two_in.keras")
-    assert widget.load_model_file(two_in)
+    assert widget.load_model_file(model_files["two_in"])
     run(qtbot, widget)
     assert "has 1 channels but the model reads 2" in last_error()
     widget.model.value = str(model_file.resolve())
 
-    def no_memory(*args, **kwargs):
-        raise MemoryError
-
-    with monkeypatch.context() as patch:
-        patch.setattr(napari_unet.prediction, "predict_probabilities", no_memory)
-        run(qtbot, widget)
+    (folder / "memory").write_text("")  # Prediction raises MemoryError in the worker.
+    run(qtbot, widget)
+    (folder / "memory").unlink()
     assert "Not enough memory" in last_error()
 
     missing = tmp_path / "nuclei_default.keras"
@@ -363,50 +421,30 @@ def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, 
     assert viewer.layers["nuclei labels"].data.shape == (64, 64)
 
 
-def test_result_fills_the_layer_prepared_at_the_start(make_napari_viewer, qtbot, model_file,
-                                                      monkeypatch):
-    # napari's set-up of the result layer happens before the network runs
-    # (see SegmentWidget.run): the run's result must land in that very layer.
+def test_dock_starts_its_worker_and_napari_never_imports_tensorflow(make_napari_viewer,
+                                                                    qtbot, model_file,
+                                                                    control):
+    _, client = control
     viewer = make_napari_viewer()
-    viewer.add_image(blobs((96, 96)), name="cells", scale=(2.0, 0.5))
     widget = open_widget(viewer, model_file)
-    original, seen = engine.run_model, []
-
-    def spy(model, batch):
-        seen.append([(layer.name, layer.visible) for layer in viewer.layers])
-        return original(model, batch)
-
-    monkeypatch.setattr(engine, "run_model", spy)
-    run(qtbot, widget)
-    assert ("cells labels", False) in seen[0]  # Prepared, hidden, before the first batch.
-    labels = viewer.layers["cells labels"]
-    assert labels.visible and labels.data.shape == (96, 96) and labels.data.max() > 0
-    assert tuple(labels.scale) == (2.0, 0.5)
-    assert [layer.name for layer in viewer.layers] == ["cells", "cells labels"]
-
-
-def test_warm_up_loads_and_traces_the_model(model_file):
-    from napari_unet._tf_isolation import preload_libraries
-    from napari_unet._widgets._models import ModelRegistry
-    from napari_unet._widgets._warmup import warm_up_model
-
-    assert warm_up_model(ModelRegistry(), model_file, 32, 2)
-    assert not warm_up_model(ModelRegistry(), None, 32, 2)  # No model: imports only.
-    assert preload_libraries() == 0  # TensorFlow is loaded: nothing left to preload.
+    # Opening the dock started the worker, which loads TensorFlow and the model.
+    qtbot.waitUntil(lambda: widget.status.value == "ready", timeout=TIMEOUT)
+    assert client.pid not in (None, os.getpid())
+    assert "tensorflow" not in sys.modules and "keras" not in sys.modules
 
 
 def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_file, tmp_path,
-                                            monkeypatch, notes):
+                                            monkeypatch, control, notes, run_python):
     import dask.array as da
     import zarr
 
-    from napari_unet._widgets import _job, _largescale
+    from napari_unet._widgets import _largescale
 
-    monkeypatch.setenv("NAPARI_UNET_RESULTS_DIR", str(tmp_path / "results"))
+    folder, client = control
+    results = tmp_path / "results"
+    monkeypatch.setenv("NAPARI_UNET_RESULTS_DIR", str(results))
     monkeypatch.setattr(_largescale, "OUT_OF_CORE_PIXELS", 100 * 100)  # "huge" = over 10k px
-    # The in-memory path must not run: it would hold the whole image.
-    monkeypatch.setattr(_job.prediction, "predict_probabilities",
-                        lambda *a, **k: pytest.fail("whole image loaded in memory"))
+    monkeypatch.setattr("napari_unet.cache.WARN_BYTES", 1)  # Any store is "a lot".
     image = blobs((192, 160))
     store = zarr.open_array(str(tmp_path / "image.zarr"), mode="w", shape=image.shape,
                             chunks=(64, 64), dtype=image.dtype)
@@ -415,16 +453,39 @@ def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_fi
     viewer.add_image(da.from_zarr(store), name="big", scale=(0.5, 0.5))
     widget = open_widget(viewer, model_file)
     widget.min_size.value = 0
-    run(qtbot, widget)
+    in_memory = client.submitted["segment"]
 
+    # A cancelled out-of-core run leaves no store (and no partial one) behind.
+    before = list(viewer.layers)
+    hold_network(qtbot, folder, client)
+    widget.run()
+    qtbot.waitUntil((folder / "held").exists, timeout=TIMEOUT)
+    job = widget._run.handle
+    widget.cancel()
+    release(folder)
+    qtbot.waitUntil(job.done.is_set, timeout=TIMEOUT)
+    assert job.outcome.cancelled and list(viewer.layers) == before
+    assert not results.exists() or list(results.iterdir()) == []
+
+    run(qtbot, widget)
+    # The whole image never went through the in-memory path.
+    assert client.submitted["segment"] == in_memory and client.submitted["store"] == 2
     labels = viewer.layers["big labels"]
     assert type(labels.data).__module__.startswith("zarr")  # Backed by a store on disk...
-    (path,) = (tmp_path / "results").glob("big-labels-*.zarr")
+    (path,) = results.glob("big-labels-*.zarr")
     assert tuple(labels.scale) == (0.5, 0.5) and labels.data.shape == image.shape
     assert any(str(path) in msg for kind, msg in notes if kind == "info")
+    assert any("napari-unet cache clean" in msg for kind, msg in notes if kind == "warning")
     # ... with the foreground the in-memory core finds (ids may differ by block).
-    expected = napari_unet.segment(image, model_file, tile_size=64, overlap=16,
-                                   threshold=0.55, min_size=0)
+    np.save(tmp_path / "image.npy", image)
+    run_python("""
+        import sys, numpy as np, napari_unet
+        image = np.load(sys.argv[1])
+        labels = napari_unet.segment(image, sys.argv[2], tile_size=64, overlap=16,
+                                     threshold=0.55, min_size=0)
+        np.save(sys.argv[3], labels)
+    """, str(tmp_path / "image.npy"), str(model_file), str(tmp_path / "expected.npy"))
+    expected = np.load(tmp_path / "expected.npy")
     assert np.array_equal(np.asarray(labels.data[:]) > 0, expected > 0)
     # Painting writes into the store: the user's edits are on disk at once.
     labels.paint((10, 10), 777, refresh=True)
@@ -432,4 +493,22 @@ def test_zarr_layer_is_segmented_out_of_core(make_napari_viewer, qtbot, model_fi
     # Re-running never overwrites those edits: it writes a new store and layer.
     run(qtbot, widget)
     assert "big labels [2]" in viewer.layers and zarr.open_array(str(path))[10, 10] == 777
-    assert len(list((tmp_path / "results").glob("big-labels-*.zarr"))) == 2
+    assert len(list(results.glob("big-labels-*.zarr"))) == 2
+
+
+def test_relabelled_patches_keep_ids_unique_across_the_layer():
+    from napari_unet._widgets._job import offset_patches
+
+    existing = np.zeros((40, 40), np.uint16)
+    existing[:5, :5] = 300
+    a, b = np.zeros((10, 10), np.uint16), np.zeros((10, 10), np.uint16)
+    a[:2, :2], a[5:, 5:] = 1, 2
+    b[3:6, 3:6] = 1
+    params = {"mode": "instance", "threshold": 0.5, "min_size": 0}
+    first, second = offset_patches([a.copy(), b.copy()], existing, params, whole=False)
+    assert set(np.unique(first)) == {0, 301, 302} and set(np.unique(second)) == {0, 303}
+    # A single whole-layer patch, or a semantic mask, keeps its values.
+    (same,) = offset_patches([a.copy()], existing, params, whole=True)
+    np.testing.assert_array_equal(same, a)
+    (mask,) = offset_patches([a > 0], existing, dict(params, mode="semantic"), whole=False)
+    np.testing.assert_array_equal(mask, a > 0)

@@ -1,11 +1,10 @@
 """The Train widget, in a real napari viewer (run under Xvfb).
 
 Runs are tiny (a base-4, depth-2 U-Net, 64-px patches, a few steps): the
-tests check the plumbing (data, worker, progress, cancel, files, model
-lists), not what the network learns.
+tests check the plumbing (data, worker process, progress, cancel, files,
+model lists), not what the network learns. Training runs in the dock's
+worker process; tests steer it through files (see worker_hooks).
 """
-
-import threading
 
 import numpy as np
 import pytest
@@ -13,31 +12,42 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-import napari_unet  # noqa: E402
-from napari_unet import ModelInfo, read_model_info, save_model  # noqa: E402
+from napari_unet import read_model_info  # noqa: E402
 from napari_unet._widgets import _models, train_widget  # noqa: E402
 from napari_unet._widgets._models import ModelRegistry  # noqa: E402
 from napari_unet._widgets.train_widget import TrainWidget, default_output_path  # noqa: E402
 from napari_unet.export import export_pairs  # noqa: E402
-from napari_unet.training import loop as training  # noqa: E402
 
-TIMEOUT = 120_000  # ms; the machine may be busy
+TIMEOUT = 180_000  # ms; the machine may be busy (and a fresh worker imports TensorFlow)
 
 
 @pytest.fixture(autouse=True)
-def _user_dirs(tmp_path, monkeypatch):
+def _user_dirs(tmp_path, monkeypatch, worker_control):
     monkeypatch.setenv("NAPARI_UNET_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("NAPARI_UNET_MODELS_DIR", str(tmp_path / "models"))
 
 
-@pytest.fixture(scope="module")
-def start_file(tmp_path_factory):
-    import keras
+@pytest.fixture
+def start_file(model_files):
+    return model_files["start"]
 
-    keras.utils.set_random_seed(0)
-    net = napari_unet.build_unet(out_channels=2, base_filters=4, depth=2)
-    info = ModelInfo.from_model(net, name="start", tile_size=64)
-    return save_model(net, tmp_path_factory.mktemp("start") / "start.keras", info)
+
+@pytest.fixture
+def hold(worker_control):
+    """``hold(when)``: the training worker waits after the progress event ``when``
+    ('step' or 'epoch <n>') until ``hold(None)`` releases it."""
+    folder = worker_control[0]
+
+    def set_hold(when):
+        if when is None:
+            (folder / "hold").unlink(missing_ok=True)
+        else:
+            (folder / "held").unlink(missing_ok=True)
+            (folder / "hold").write_text(when)
+
+    set_hold(None)
+    yield set_hold
+    set_hold(None)
 
 
 @pytest.fixture
@@ -68,23 +78,8 @@ def open_widget(viewer, start_file, epochs=2) -> TrainWidget:
     return widget
 
 
-def gate_training(monkeypatch, when):
-    """Block the worker after the progress event ``when(event)`` until released."""
-    gate, real = threading.Event(), training.train
-
-    def gated(*args, progress=None, **kwargs):
-        def hold(event):
-            progress(event)
-            if when(event):
-                gate.wait(60)
-        return real(*args, progress=hold, **kwargs)
-
-    monkeypatch.setattr(training, "train", gated)
-    return gate
-
-
 def test_short_run_adds_a_model_the_segment_widget_lists(make_napari_viewer, qtbot, tmp_path,
-                                                         start_file, notes):
+                                                         start_file, notes, monkeypatch):
     viewer = make_napari_viewer()
     image, labels = scene()
     export_pairs(image, labels, tmp_path / "ds", name="exported")
@@ -100,6 +95,11 @@ def test_short_run_adds_a_model_the_segment_widget_lists(make_napari_viewer, qtb
     assert out.parent == tmp_path / "models" and out.name.startswith("start_ft_")
     added = []
     _models.model_added.connect(added.append)
+    # Before any training the plot says so, instead of showing empty axes.
+    assert "No training yet" in widget.plot.note and not widget.plot.ax.get_visible()
+    # The clock moves on (names carry a timestamp): the name shown is still the one used.
+    monkeypatch.setattr(train_widget, "default_output_path",
+                        lambda *a, **k: tmp_path / "models" / "later.keras")
 
     widget.start()
     assert widget.busy and not widget.start_button.enabled
@@ -116,15 +116,17 @@ def test_short_run_adds_a_model_the_segment_widget_lists(make_napari_viewer, qtb
     assert str(out.resolve()) in [v for _, v in ModelRegistry().choices()]
     assert str(out.resolve()) in segment.model.choices  # at once, no reset needed
     # The proposed name moved on: the next run never targets the same file.
-    assert widget.output.value != out and not widget.output.value.exists()
+    assert widget.output.value == tmp_path / "models" / "later.keras"
+    assert not widget.output.value.exists()
     # The curve got every step and epoch.
     assert len(widget.plot.steps) == 6 and [e[0] for e in widget.plot.epochs] == [1, 2]
     assert all(e[2] is not None for e in widget.plot.epochs) and widget.plot.draws > 0
+    assert widget.plot.note is None and widget.plot.ax.get_visible()
     _models.model_added.disconnect(added.append)
 
 
 def test_cancel_keeps_best_so_far_or_writes_nothing(make_napari_viewer, qtbot, start_file,
-                                                    notes, monkeypatch):
+                                                    notes, hold):
     viewer = make_napari_viewer()
     image, labels = scene()
     viewer.add_image(image, name="img")
@@ -133,13 +135,13 @@ def test_cancel_keeps_best_so_far_or_writes_nothing(make_napari_viewer, qtbot, s
     widget.layer_pairs.value = list(widget.layer_pairs.choices)
 
     # Cancel right after the first epoch is scored (and saved).
-    gate = gate_training(monkeypatch, lambda e: e["event"] == "epoch" and e["epoch"] == 1)
+    hold("epoch 1")
     out = widget.output.value
     widget.start()
     qtbot.waitUntil(lambda: len(widget.plot.epochs) == 1, timeout=TIMEOUT)
     widget.cancel()
     assert not widget.cancel_button.enabled and "cancelling" in widget.status.value
-    gate.set()
+    hold(None)
     qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
     result = widget.last_result
     assert result.stopped == "cancelled" and len(result.history) == 1
@@ -148,13 +150,13 @@ def test_cancel_keeps_best_so_far_or_writes_nothing(make_napari_viewer, qtbot, s
     assert "kept the best model so far" in notes[-1][1]
 
     # Cancel during the first epoch: no model file at all.
-    gate = gate_training(monkeypatch, lambda e: e["event"] == "step")
+    hold("step")
     widget.plot.clear()
     out = widget.output.value
     widget.start()
     qtbot.waitUntil(lambda: len(widget.plot.steps) >= 1, timeout=TIMEOUT)
     widget.cancel()
-    gate.set()
+    hold(None)
     qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
     assert widget.last_result.path is None and not out.exists()
     assert notes[-1] == ("info", "Training cancelled before the first epoch ended; no model "

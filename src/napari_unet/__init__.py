@@ -7,18 +7,14 @@ The core (everything importable from here) never imports napari or Qt::
     >>> probs = nu.predict_probabilities(stack, model)  # (C_out, Z, Y, X)
     >>> labels = nu.probabilities_to_labels(probs, threshold=0.4)
 
-TensorFlow is imported lazily, on first use, so that napari starts fast.
+TensorFlow is imported lazily, on first use; importing the package changes
+nothing else in the process. The napari docks run the network in a separate
+worker process (:mod:`napari_unet.worker`), so napari never imports TensorFlow.
 """
 
 from importlib import import_module
 
-from ._tf_isolation import install as _isolate_tensorflow
-
 __version__ = "0.1.0"
-
-# Before anything imports TensorFlow: keep its LLVM from clashing with the
-# OpenGL driver's in napari's process (see _tf_isolation).
-_isolate_tensorflow()
 
 _EXPORTS = {
     "build_unet": "model",

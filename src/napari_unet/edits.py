@@ -16,9 +16,9 @@ with the set of label ids an edit painted or painted over.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from .postprocess import offset_ids
+# SciPy (here and through .postprocess) is imported where it is used: the
+# napari docks import this module while they open, and SciPy's import is slow.
 
 
 class EditRecord:
@@ -148,6 +148,8 @@ def merge_plane(old: np.ndarray, new: np.ndarray, edited: np.ndarray,
     ``new`` must already be offset so that its ids do not collide with old ones.
     """
     if mode == "semantic":
+        from scipy import ndimage as ndi
+
         old_obj = ndi.label(old > 0)[0]
         new_obj = ndi.label(new > 0)[0]
         touched = ()
@@ -188,6 +190,8 @@ def compose(labels: np.ndarray, existing: np.ndarray | None, region, edits, mode
     if mode == "instance" and not region.is_whole or (edits is not None and edits.edited):
         # Ids must stay unique across the layer: shift the new ones past the old.
         labels = labels.copy()
+        from .postprocess import offset_ids
+
         offset_ids(labels, int(existing.max()) if mode == "instance" and existing.size else 0)
     if edits is None or not edits.edited:
         return labels
@@ -218,6 +222,8 @@ def edited_boxes(grid: np.ndarray, tile: int, shape_yx, min_size: int = 128):
     are merged, so no pixel is exported twice.
     """
     h, w = shape_yx
+    from scipy import ndimage as ndi
+
     grown = ndi.binary_dilation(grid, structure=np.ones((3, 3), bool))
     boxes = []
     for sl in ndi.find_objects(ndi.label(grown, structure=np.ones((3, 3), int))[0]):

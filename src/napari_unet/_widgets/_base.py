@@ -6,7 +6,11 @@ from magicgui.widgets import Container
 
 
 class DockWidget(Container):
-    """A magicgui container docked from the manifest, running work in napari workers.
+    """A magicgui container docked from the manifest.
+
+    Network work goes to the worker processes (see ``_worker``); light work
+    such as the Export dock's file writes runs in napari thread workers,
+    kept referenced here until they finish.
 
     Parameters
     ----------

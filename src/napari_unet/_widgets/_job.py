@@ -1,129 +1,104 @@
-"""What a widget run does off the GUI thread: plain calls into the core.
+"""A Segment dock run: what the GUI thread snapshots, and the result it gets back.
 
-A :class:`Job` is a snapshot of everything a run needs, taken in the GUI
-thread when Run is pressed; :func:`run_job` executes it in a worker thread
-and never raises: errors come back in :attr:`Outcome.error` so the widget
-can turn each into one clear notification (napari would otherwise also
-report the raw exception).
+A :class:`Job` is taken in the GUI thread when Run is pressed: the request
+for the worker process (see :mod:`napari_unet.worker.protocol`) plus what
+the dock needs to merge the answer into its layers. :func:`finish` runs in
+the worker client's thread when the worker answers: it composes the new
+labels with the target layer's hand edits, off the GUI thread, and never
+raises: errors come back in :attr:`RunResult.error` so the dock turns each
+into one clear notification.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import postprocess, prediction
-from ..cancel import Cancelled
-from ..edits import compose
-from ..postprocess import offset_ids
 from ..scope import Scope
-from ._largescale import segment_to_store
-from ._warmup import ensure_tensorflow
+from ..worker.protocol import StoreResult, WorkerDied
 
 
 @dataclass
 class Job:
-    """Inputs of one run (all read in the GUI thread)."""
+    """One run, as read in the GUI thread."""
 
     model_path: Path
-    registry: object
-    data: object  # the image's full-resolution array (numpy, dask, zarr)
-    index: tuple  # index of the region in ``data``
-    channel_axis: int | None  # in ``data[index]``
-    channels: object
     region: Scope
-    tile_size: int
-    overlap: int
-    batch_size: int
     params: dict  # mode, threshold, min_size
+    request: object  # SegmentRequest or StoreRequest for the worker
     existing: np.ndarray | None = None  # target layer data, when writing into one
-    edits: object = None  # EditSnapshot of the target, when keeping edits
+    edits: object = None  # EditRecord snapshot of the target, when keeping edits
     store: Path | None = None  # zarr store of an out-of-core run (see _largescale)
-    plane_index: tuple | None = None  # whole plane of a cropped region, for its intensity range
 
 
 @dataclass
-class Outcome:
-    """Result of :func:`run_job` (exactly one of ``error`` / ``labels`` is set)."""
+class RunResult:
+    """What a finished run gives the dock (``error`` set, or ``labels``)."""
 
     job: Job
-    labels: np.ndarray | None = None  # new labels of the region, ids from 1
-    patch: np.ndarray | None = None  # what to write at region.target of the target
+    labels: object = None  # new labels of the region, ids from 1 (or the opened store)
+    patch: object = None  # what to write at region.target of the target
     probs: np.ndarray | None = None  # (C_out,) + region shape
     info: object = None
     error: BaseException | None = None
     stats: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
 
 
-def run_job(job: Job, cancel, report: Callable[[int, int], None]) -> Outcome:
-    """Predict, post-process and compose one run. Runs in a worker thread."""
+def finish(job: Job, outcome) -> RunResult:
+    """Turn the worker's :class:`~napari_unet.worker.Outcome` into a :class:`RunResult`.
+
+    Runs in the worker client's thread (so do its imports of SciPy, kept
+    out of the dock's opening). An interrupted out-of-core run leaves no
+    partial store behind.
+    """
     try:
-        ensure_tensorflow()  # imported outside Qt's thread pool (see _warmup)
-        if job.store is not None:
-            labels, n = segment_to_store(job, cancel, report)
-            return Outcome(job, labels=labels, patch=labels, info=job.registry.info(
-                job.model_path), stats={"n_objects": n, "store": job.store})
-        model, info = job.registry.load(job.model_path)
-        image = job.data[job.index]
-        # A crop is normalized like the whole plane, so it gets the labels a
-        # whole-plane run would give there (not those of a re-scaled crop).
-        intensity_range = None if job.plane_index is None else prediction.intensity_range(
-            job.data[job.plane_index], model, info=info, channel_axis=job.channel_axis,
-            channels=job.channels)
-        probs = prediction.predict_probabilities(
-            image, model, info=info, channel_axis=job.channel_axis, channels=job.channels,
-            tile_size=job.tile_size, overlap=job.overlap, batch_size=job.batch_size,
-            intensity_range=intensity_range, progress=report, cancel=cancel,
-        )
-        # Drop the context read around a visible region.
-        probs = np.ascontiguousarray(probs[job.region.crop])
-        if cancel.is_set():
-            raise Cancelled("Prediction cancelled")
-        labels = relabel(probs, info, job.params, cancel=cancel)
-        patch = compose(labels, job.existing, job.region, job.edits, job.params["mode"])
-        return Outcome(job, labels=compact(labels), patch=compact(patch), probs=probs,
-                       info=info)
-    except BaseException as err:  # noqa: BLE001 - reported by the widget, never lost
-        if isinstance(err, (KeyboardInterrupt, SystemExit)):
-            raise
-        return Outcome(job, error=err)
+        if not outcome.ok:
+            if job.store is not None:  # A killed worker leaves its partial store.
+                from .._atomic import sweep_partials
+
+                sweep_partials(job.store.parent)
+            return RunResult(job, error=outcome.error, timings=outcome.timings)
+        value = outcome.value
+        if isinstance(value, StoreResult):
+            import zarr
+
+            labels = zarr.open_array(value.store, mode="r+")
+            return RunResult(job, labels=labels, patch=labels, info=value.info,
+                             stats={"n_objects": value.n_objects, "store": value.store},
+                             timings=outcome.timings)
+        labels, patch = value.labels, value.labels
+        if job.existing is not None:
+            from ..edits import compose
+            from ..postprocess import compact_labels
+
+            patch = compact_labels(compose(labels, job.existing, job.region, job.edits,
+                                           job.params["mode"]))
+        return RunResult(job, labels=labels, patch=patch, probs=value.probs, info=value.info,
+                         stats=value.stats, timings=outcome.timings)
+    except Exception as err:  # noqa: BLE001 - reported by the dock, never lost
+        return RunResult(job, error=err, timings=outcome.timings)
 
 
-def relabel(probs: np.ndarray, info, params: dict, cancel=None) -> np.ndarray:
-    """Labels from cached probabilities with the widget's current settings."""
-    return postprocess.probabilities_to_labels(
-        probs, info=info, mode=params["mode"], threshold=params["threshold"],
-        min_size=params["min_size"], cancel=cancel,
-    )
+def offset_patches(labels: list, existing: np.ndarray, params: dict, whole: bool) -> list:
+    """Make the ids of re-labelled patches unique across the layer (in place).
 
-
-def compact(labels: np.ndarray) -> np.ndarray:
-    """Labels as uint16 when the ids fit, else int32.
-
-    napari maps int32 labels through a slow modulo to texture values on
-    every data change (~90 ms for 2048x2048); uint16 goes to the GPU as is.
-    Converting here keeps that work off the GUI thread.
+    A single whole-layer patch keeps its ids; otherwise each patch's ids
+    start after the layer's (and the previous patch's) largest id.
     """
-    top = int(labels.max()) if labels.size else 0
-    return labels.astype(np.uint16 if top < 2**16 else np.int32, copy=False)
+    from ..postprocess import compact_labels, offset_ids
 
-
-def relabel_patches(patches, existing: np.ndarray, params: dict):
-    """New values for each cached ``(region, probs, info)`` of an unedited layer.
-
-    Returns a list of ``(region, values)``; ids stay unique across patches.
-    """
+    unique = not whole and params["mode"] == "instance"
+    offset = int(existing.max()) if unique and existing.size else 0
     out = []
-    whole = len(patches) == 1 and patches[0][0].is_whole
-    offset = 0 if whole or params["mode"] == "semantic" else int(existing.max())
-    for region, probs, info in patches:
-        labels = relabel(probs, info, params)
-        if offset:
-            offset = offset_ids(labels, offset)
-        out.append((region, compact(labels)))
+    for values in labels:
+        if unique:
+            values = values.astype(np.int32)
+            offset = offset_ids(values, offset)
+            values = compact_labels(values)
+        out.append(values)
     return out
 
 
@@ -131,6 +106,8 @@ def describe_error(err: BaseException) -> str:
     """One user-facing sentence for an error raised by a run."""
     from ..model_io import ModelFileError
 
+    if isinstance(err, WorkerDied):
+        return str(err)
     if isinstance(err, MemoryError):
         return ("Not enough memory for this run. Try scope 'current slice' or "
                 "'visible region', or close other layers.")

@@ -7,7 +7,8 @@ written to a zarr store on disk, and the result layer backed by that store
 of the image or of its probabilities is ever held whole in memory.
 
 Stores go to :func:`napari_unet.paths.results_dir`; the notification after
-a run says where.
+a run says where, and warns when the stores there grow large. The run
+itself happens in the worker process (:class:`~napari_unet.worker.protocol.StoreRequest`).
 """
 
 from __future__ import annotations
@@ -51,22 +52,13 @@ def new_store_path(image_name: str) -> Path:
     return path
 
 
-def segment_to_store(job, cancel, report):
-    """Run ``job`` block by block into ``job.store``; return the store opened r+.
+def cache_warning() -> str | None:
+    """A warning when the result stores take more than :data:`~napari_unet.cache.WARN_BYTES`."""
+    from .. import cache
 
-    Returns ``(zarr.Array, n_objects)``.
-    """
-    import zarr
-
-    from ..largescale import segment_zarr
-
-    params = job.params
-    # The widget's loaded copy of the model (a local run: no need for a path).
-    model, info = job.registry.load(job.model_path)
-    out = segment_zarr(
-        job.data, job.store, model, info=info, quiet=True, progress=report, cancel=cancel,
-        mode=params["mode"], threshold=params["threshold"], min_size=params["min_size"],
-        channel_axis=job.channel_axis, channels=job.channels, tile_size=job.tile_size,
-        overlap=job.overlap, batch_size=job.batch_size)
-    n = int(out.attrs.get("n_objects", 0))
-    return zarr.open_array(str(job.store), mode="r+"), n
+    size = cache.cache_size()
+    if size <= cache.WARN_BYTES:
+        return None
+    return (f"napari-unet's result stores in {results_dir()} take {cache.format_bytes(size)}. "
+            "Run 'napari-unet cache list' to see them and 'napari-unet cache clean' to "
+            "free the space (export or save the layers you want to keep first).")

@@ -1,4 +1,7 @@
-"""The widget's model list: shipped default, recently used files, loaded cache.
+"""The docks' model list: shipped default and recently used files.
+
+Models are only ever *loaded* in the worker process (:mod:`napari_unet.worker`);
+here their metadata is read from the file, without TensorFlow.
 
 Recently used model files are remembered in ``recent_models.json`` in the
 user's settings folder (:func:`napari_unet.paths.config_dir`).
@@ -26,7 +29,7 @@ model_added = SignalInstance((str,), name="model_added")
 
 
 class ModelRegistry:
-    """Model choices for the widget and a small cache of loaded networks.
+    """Model choices for the docks, and the checks of a chosen file.
 
     Parameters
     ----------
@@ -125,13 +128,6 @@ class ModelRegistry:
                 f"({path.name} is missing). Choose 'Load model file…' to use a .keras model."
             )
         return read_model_info(path)
-
-    def load(self, path):
-        """Load ``(keras_model, ModelInfo)`` through the process-wide model cache."""
-        from ..model_io import load_model_cached
-
-        self.info(path)  # Clear message for a missing default model.
-        return load_model_cached(path)
 
 
 def ask_model_file(parent, title: str) -> str | None:

@@ -3,7 +3,9 @@
 Points arrive many times a second; drawing a figure takes tens of
 milliseconds, so redraws are coalesced: every update (re)arms one
 single-shot timer and the canvas is drawn at most once per ``interval``.
-Everything here runs in the GUI thread.
+Until the first point arrives the axes are hidden behind a short text
+(empty axes would show meaningless ticks). Everything here runs in the GUI
+thread.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import QTimer
 
 LOSS_COLOR, VAL_LOSS_COLOR, SCORE_COLOR = "#4aa3df", "#f0a030", "#5fd35f"
+NO_TRAINING = "No training yet.\nThe loss curve appears here\nonce training starts."
+WAITING = "Loading data and the model…\nThe curve starts with the first step."
 
 
 class TrainingPlot:
@@ -59,6 +63,8 @@ class TrainingPlot:
         self.ax.legend(handles=[self._loss_line, self._val_line, self._score_line],
                        fontsize=6, loc="upper right", facecolor=background, labelcolor=text,
                        framealpha=0.6)
+        self._note = self.figure.text(0.5, 0.5, NO_TRAINING, ha="center", va="center",
+                                      color=text, fontsize=8)
         self.steps: list[tuple[float, float]] = []
         self.epochs: list[tuple[float, float | None, float | None]] = []
         self.draws = 0
@@ -66,12 +72,24 @@ class TrainingPlot:
         self._timer.setSingleShot(True)
         self._timer.setInterval(interval)
         self._timer.timeout.connect(self.redraw)
+        self._show_axes(False)
 
-    def clear(self) -> None:
-        """Forget all points (a new run starts)."""
+    @property
+    def note(self) -> str | None:
+        """The text shown instead of the axes, or None when the curve is shown."""
+        return self._note.get_text() if self._note.get_visible() else None
+
+    def clear(self, note: str = WAITING) -> None:
+        """Forget all points (a new run starts); show ``note`` until the first arrives."""
         self.steps.clear()
         self.epochs.clear()
+        self._note.set_text(note)
         self.redraw()
+
+    def _show_axes(self, show: bool) -> None:
+        for ax in (self.ax, self.ax_score):
+            ax.set_visible(show)
+        self._note.set_visible(not show)
 
     def add(self, event: dict) -> None:
         """Add one progress dict of :func:`napari_unet.train` (step or epoch)."""
@@ -90,6 +108,7 @@ class TrainingPlot:
     def redraw(self) -> None:
         """Draw now (also called by the throttling timer)."""
         self._timer.stop()
+        self._show_axes(bool(self.steps or self.epochs))
         self._loss_line.set_data(*_columns(self.steps, 2))
         val = [(x, v) for x, v, _ in self.epochs if v is not None]
         score = [(x, s) for x, _, s in self.epochs if s is not None]

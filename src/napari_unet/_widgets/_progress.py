@@ -1,35 +1,55 @@
-"""State of a widget run and its progress bar in napari's activity dock."""
+"""Progress shown inside the docks, and the state of a Segment dock run.
+
+The docks show progress in their own bar, next to their Run/Cancel buttons,
+not in napari's activity dock: napari builds that dock's machinery with the
+session's first bar (0.1-0.5 s of GUI time) and relays it out on every
+update (10-100 ms each on a busy machine).
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 import weakref
 
-from qtpy.QtCore import QObject, Signal, Slot
+from magicgui.widgets import ProgressBar
 
-#: Minimum time between progress-bar updates: each one costs the GUI thread
-#: 10-100 ms in napari's activity dock on a busy machine.
+#: Minimum time between progress-bar updates (each repaints the dock).
 UPDATE_INTERVAL = 0.25
 
 
-class Relay(QObject):
-    """Carries progress from the worker thread to the GUI thread.
+class DockProgress:
+    """A progress bar for a dock: busy, counting, or idle at zero.
 
-    The relay lives in the GUI thread, so Qt queues signals emitted from the
-    worker: the progress bar is only ever touched by the GUI thread.
+    Attributes
+    ----------
+    widget : magicgui.widgets.ProgressBar
+        Add it to the dock.
     """
 
-    progressed = Signal(int, int, int)  # run id, tiles done, tiles total
+    def __init__(self):
+        self.widget = ProgressBar(label="progress")
+        self._bar = self.widget.native  # Qt's bar: a (0, 0) range shows "busy".
+        self.idle()
 
-    def __init__(self, callback, parent):
-        super().__init__(parent)
-        self._callback = callback
-        self.progressed.connect(self._deliver)
+    def busy(self) -> None:
+        """Work of unknown length (starting the worker, loading a model)."""
+        self._bar.setRange(0, 0)
 
-    @Slot(int, int, int)
-    def _deliver(self, run_id, done, total):
-        self._callback(run_id, done, total)
+    def show(self, done: int, total: int) -> None:
+        """``done`` of ``total`` units."""
+        total = max(int(total), 1)
+        if self._bar.maximum() != total:
+            self._bar.setRange(0, total)
+        self._bar.setValue(min(int(done), total))
+
+    def idle(self) -> None:
+        self._bar.setRange(0, 1)
+        self._bar.setValue(0)
+
+    @property
+    def state(self) -> tuple[int, int]:
+        """``(value, maximum)``; maximum 0 while busy."""
+        return self._bar.value(), self._bar.maximum()
 
 
 class RunState:
@@ -46,9 +66,12 @@ class RunState:
         Shape of the full label array for the image.
     geometry : dict
         Layer keyword arguments placing results over the image.
+    progress : DockProgress, optional
+    status : magicgui.widgets.Label, optional
+        Where progress is shown.
     """
 
-    def __init__(self, run_id, job, target, image, shape, geometry):
+    def __init__(self, run_id, job, target, image, shape, geometry, progress=None, status=None):
         self.id, self.job, self.target = run_id, job, target
         # A run only writes into its target if nobody edited it meanwhile.
         self.edit_version = target.tracker.version if target is not None else None
@@ -56,37 +79,33 @@ class RunState:
         self.shape, self.geometry = tuple(shape), geometry
         lead = shape[:-2] if job.region.lead is None else ()
         self.n_planes = int(_prod(lead))
-        self.cancel = threading.Event()
         self.started = time.perf_counter()
-        self.pbar = None
-        self.worker = None
-        self.placeholder = None  # Labels layer prepared for a new result
+        self.progress, self.status = progress, status
+        self.handle = None  # the worker client's Job
         self._shown_at = 0.0
         self._description = ""
 
     def show_progress(self, done: int, total: int) -> None:
         """Advance the progress bar; say which plane of a stack is running."""
-        pbar = self.pbar  # Updating it may process events that end the run.
         now = time.perf_counter()
-        if pbar is None or (0 < done < total and now - self._shown_at < UPDATE_INTERVAL):
+        if self.progress is None or (0 < done < total and
+                                     now - self._shown_at < UPDATE_INTERVAL):
             return
         self._shown_at = now
-        if pbar.total != total:
-            pbar.total = total
+        self.progress.show(done, total)
         per_plane = max(1, total // self.n_planes)
         plane = min(self.n_planes, done // per_plane + 1)
         where = f": plane {plane}/{self.n_planes}" if self.n_planes > 1 else ""
-        description = f"U-Net on {self.image_name}{where}"
-        if description != self._description:  # Relayouts the activity dock: only on change.
+        description = f"U-Net on {self.image_name}{where}…"
+        if description != self._description and self.status is not None:
             self._description = description
-            pbar.set_description(description)
-        if done > pbar.n:
-            pbar.update(done - pbar.n)
+            self.status.value = description
 
     def close(self) -> None:
-        if self.pbar is not None:
-            self.pbar.close()
-            self.pbar = None
+        """The run is over (its progress no longer shown)."""
+        if self.progress is not None:
+            self.progress.idle()
+            self.progress = None
 
 
 def _prod(values) -> int:

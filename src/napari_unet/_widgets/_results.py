@@ -76,33 +76,15 @@ def _relative(outer: Scope, inner: Scope) -> tuple:
     return lead + yx
 
 
-def add_placeholder(viewer, run):
-    """Add the hidden, empty Labels layer that a run's new result will fill.
-
-    napari needs ~0.2 s of GUI time to set up a new layer (controls,
-    visuals, overlays); doing it while the network runs, rather than when
-    the result arrives, splits that from the rest of the finishing work.
-    """
-    name = unique_name(viewer.layers, f"{run.image_name} labels")
-    return viewer.add_labels(np.zeros((1,) * len(run.shape), np.uint8), name=name,
-                             visible=False, **run.geometry)
-
-
-def placeholder_untouched(viewer, layer) -> bool:
-    """True if ``layer`` is still in the viewer as :func:`add_placeholder` made it."""
-    return (layer is not None and layer in viewer.layers and layer.data.size == 1
-            and not layer.data.any())
-
-
 def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
                      hidden: bool = False) -> Result:
     """Write a finished run into its target layer, or a new one; return its Result.
 
     The target is abandoned for a new layer if the user removed or edited it
     during the run: the composed patch was computed against older data.
-    A new result goes into ``run.placeholder`` when it is untouched. With
-    ``hidden``, a new layer stays invisible (the caller shows it in a later
-    event-loop turn, splitting napari's layer set-up from its first draw).
+    With ``hidden``, a new layer starts invisible (the caller shows it in a
+    later event-loop turn, splitting napari's layer set-up from its first
+    draw).
     """
     from napari.utils.notifications import show_warning
 
@@ -119,15 +101,8 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
         # Provenance, read back by the Export widget into dataset.json.
         meta = {"napari_unet": {"model": getattr(outcome.info, "name", None),
                                 "model_path": str(job.model_path)}}
-        placeholder = getattr(run, "placeholder", None)
-        if placeholder_untouched(viewer, placeholder):
-            layer = placeholder
-            layer.metadata = meta
-            layer.data = full_array(run.shape, region, labels)
-            layer.visible = not hidden
-        else:
-            layer = viewer.add_labels(full_array(run.shape, region, labels), name=name,
-                                      metadata=meta, visible=not hidden, **run.geometry)
+        layer = viewer.add_labels(full_array(run.shape, region, labels), name=name,
+                                  metadata=meta, visible=not hidden, **run.geometry)
         target = Result(run.image, layer, EditTracker(layer), run.geometry)
         results.append(target)
     else:

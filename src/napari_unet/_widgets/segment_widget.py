@@ -1,29 +1,33 @@
 """The Segment dock widget (Plugins › napari-unet › Segment).
 
-The widget only adapts napari layers to the headless core: prediction and
-post-processing run in a napari ``thread_worker``; the GUI thread only reads
-settings, creates/updates layers and shows progress and notifications.
+The widget only adapts napari layers to the headless core: prediction,
+post-processing and re-labelling run in the segmentation worker process
+(:mod:`napari_unet.worker`, started when the dock opens); the GUI thread only
+reads settings, creates/updates layers and shows progress and notifications.
+napari's process never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
 from napari.layers import Image
-from napari.qt.threading import thread_worker
-from napari.utils import cancelable_progress, progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..scope import Scope, whole_scope
-from . import _job, _largescale, _layers, _models, _warmup
+from ..worker.protocol import RelabelRequest, SegmentRequest, StoreRequest, WarmUp
+from ..worker.shm import Slice
+from . import _job, _largescale, _layers, _models, _worker
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
-from ._progress import Relay, RunState
-from ._results import Result, add_placeholder, placeholder_untouched, write_region, write_run_result
+from ._progress import DockProgress, RunState
+from ._results import Result, write_region, write_run_result
 
 if TYPE_CHECKING:
     import napari
@@ -51,6 +55,9 @@ class SegmentWidget(DockWidget):
         self._relabeling = self._relabel_pending = False
         self._model_value = None
         self._initializing = True
+        self.last_result: _job.RunResult | None = None  # of the last finished run
+        # Started (in the background) by the first dock; shared with later ones.
+        self.client = _worker.client("segment")
 
         # Choices are callables: napari calls reset_choices() on docked widgets,
         # which would otherwise restore the initial (empty) lists.
@@ -72,14 +79,15 @@ class SegmentWidget(DockWidget):
                                    value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = DockProgress()
         self.status = Label(label="", value="")
         self.extend([self.image, self.channel_axis, self.channels, self.model, self.model_info,
                      self.output, self.threshold, self.min_size, self.tile_size, self.overlap,
                      self.scope, self.add_probs, self.keep_edits, self.run_button,
-                     self.cancel_button, self.status])
+                     self.cancel_button, self.progress.widget, self.status])
 
         # Qt helpers are children of the widget, so they die with it.
-        self._relay = Relay(self._on_progress, self.native)
+        self._inbox = _worker.Inbox(self.native)
         # Settings changes re-label from the cache after a short pause.
         self._relabel_timer = QTimer(self.native)
         self._relabel_timer.setSingleShot(True)
@@ -108,25 +116,25 @@ class SegmentWidget(DockWidget):
             show_info("napari-unet: the default nuclei model is not installed; "
                       "choose 'Load model file…' in the Segment widget to use a .keras model.")
 
-    def _warm_up(self) -> None:
-        """Pay the session's one-time costs now rather than during the first run."""
-        _warmup.warm_up_labels_canvas(self._viewer)
-        path = self.model.value if self._model_info() is not None else None
-        self.status.value = "loading TensorFlow and the model…"
-        # Also builds napari's activity-dock machinery before the first run needs it.
-        pbar = progress(total=0, desc="napari-unet: loading TensorFlow and the model")
-        worker = thread_worker(_warmup.warm_up_model, start_thread=False)(
-            self.registry, path, int(self.tile_size.value), BATCH_SIZE)
-        worker.finished.connect(lambda: self._warm_done(pbar))
-        self._start_worker(worker)
+    def _warm_up(self, quiet: bool = False) -> None:
+        """Have the worker import TensorFlow and load the model now, not during a run.
 
-    def _warm_done(self, pbar) -> None:
-        pbar.close()
-        try:
-            if self._run is None and self.status.value.startswith("loading"):
-                self.status.value = "ready"
-        except RuntimeError:  # The dock was closed meanwhile.
-            pass
+        Returns at once; runs pressed meanwhile wait for it in the worker.
+        """
+        path = self.model.value if self._model_info() is not None else None
+        request = WarmUp(path, int(self.tile_size.value), BATCH_SIZE)
+        if quiet:
+            self.client.submit(request)
+            return
+        self.status.value = "starting the worker (TensorFlow and the model)…"
+        self.progress.busy()
+        self.client.submit(request, on_done=self._inbox.wrap(lambda outcome: self._warm_done()))
+        _preload_for_labels()
+
+    def _warm_done(self) -> None:
+        if self._run is None and self.status.value.startswith("starting"):
+            self.progress.idle()
+            self.status.value = "ready"
 
     # ---------------------------------------------------------------- fields
     @property
@@ -214,6 +222,8 @@ class SegmentWidget(DockWidget):
         else:
             self.model_info.value = "no napari-unet metadata"
         self._update_channels()
+        if not self._initializing:
+            self._warm_up(quiet=True)  # Load the newly chosen model in the background.
 
     def _on_model_added(self, path: str) -> None:
         try:
@@ -251,38 +261,19 @@ class SegmentWidget(DockWidget):
         self._run_count += 1
         axis = self.channel_axis.value
         run = RunState(self._run_count, job, target, image, _layers.label_shape(image, axis),
-                       _layers.layer_geometry(image, axis))
-        run.pbar = cancelable_progress(total=0, desc=f"U-Net on {image.name}: loading model",
-                                       cancel_callback=self.cancel)
+                       _layers.layer_geometry(image, axis), self.progress, self.status)
         self._run = run
         self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = "running…"
+        self.progress.busy()  # Until the worker reports its first batch.
+        self.status.value = f"U-Net on {image.name}: waiting for the worker and the model…"
+        inbox = self._inbox
 
-        def report(done, total, run_id=run.id):
-            self._relay.progressed.emit(run_id, done, total)
+        def done(outcome, run=run):  # In the worker client's thread: merge edits there.
+            inbox.post(self._on_done, run, _job.finish(run.job, outcome))
 
-        worker = thread_worker(_job.run_job, start_thread=False)(job, run.cancel, report)
-        worker.returned.connect(lambda outcome, r=run: self._on_done(r, outcome))
-        run.worker = worker
-        if target is None:
-            # napari's set-up of a new layer takes ~0.2 s of GUI time, and
-            # twice that once the network keeps both cores busy: do it first,
-            # in its own event-loop turn, then start the worker.
-            QTimer.singleShot(1, lambda: self._add_placeholder_and_start(run))
-        else:
-            self._start_worker(worker)
-
-    def _add_placeholder_and_start(self, run) -> None:
-        if run is not self._run:  # Cancelled meanwhile.
-            return
-        run.placeholder = add_placeholder(self._viewer, run)
-        QTimer.singleShot(1, lambda: run is self._run and self._start_worker(run.worker))
-
-    def _drop_placeholder(self, run) -> None:
-        """Remove an unused placeholder layer (never one the user has touched)."""
-        layer, run.placeholder = run.placeholder, None
-        if placeholder_untouched(self._viewer, layer):
-            self._viewer.layers.remove(layer)
+        run.handle = self.client.submit(
+            job.request, on_progress=inbox.wrap(lambda d, t, run=run: self._on_progress(run, d, t)),
+            on_done=done)
 
     def _make_job(self):
         image = self.image.value
@@ -296,24 +287,30 @@ class SegmentWidget(DockWidget):
                                       context=max(32, int(self.overlap.value)))
         index, channel_axis = _layers.image_index(region, image, axis)
         data = _layers.base_data(image)
-        whole = whole_scope(_layers.label_shape(image, axis))
-        plane_index = None
+        shape = _layers.label_shape(image, axis)
+        params = self._params()
+        tiling = dict(channel_axis=channel_axis, channels=self.channels.value,
+                      tile_size=int(self.tile_size.value), overlap=int(self.overlap.value),
+                      batch_size=BATCH_SIZE, params=params)
+        model_path = Path(self.model.value)
+        if _largescale.wants_out_of_core(data, region, shape):
+            store = _largescale.new_store_path(image.name)  # Always a new, zarr-backed layer.
+            request = StoreRequest(str(model_path), data, str(store), **tiling)
+            return _job.Job(model_path, region, params, request, store=store), None, image
+        whole = whole_scope(shape)
+        plane = None
         if region.yx_read != whole.yx:  # A crop: normalize it like its whole plane.
             plane_index, _ = _layers.image_index(
                 Scope(region.lead, whole.yx, whole.yx, region.ndim), image, axis)
-        store = None
-        if _largescale.wants_out_of_core(data, region, _layers.label_shape(image, axis)):
-            store = _largescale.new_store_path(image.name)  # Always a new, zarr-backed layer.
-        target = None if store else self._target_for(image, axis, region)
-        job = _job.Job(
-            model_path=Path(self.model.value), registry=self.registry,
-            data=data, index=index, channel_axis=channel_axis,
-            channels=self.channels.value, region=region, tile_size=int(self.tile_size.value),
-            overlap=int(self.overlap.value), batch_size=BATCH_SIZE, params=self._params(),
-            existing=None if target is None else target.layer.data,
-            edits=target.tracker.snapshot() if target and target.tracker.edited else None,
-            store=store, plane_index=plane_index,
-        )
+            plane = Slice(data, plane_index)
+        # Read in the worker client's thread: a lazy layer may come from disk.
+        request = SegmentRequest(str(model_path), Slice(data, index), crop=region.crop,
+                                 plane=plane, **tiling)
+        target = self._target_for(image, axis, region)
+        job = _job.Job(model_path, region, params, request,
+                       existing=None if target is None else target.layer.data,
+                       edits=target.tracker.snapshot() if target and target.tracker.edited
+                       else None)
         return job, target, image
 
     def _target_for(self, image, axis, region):
@@ -335,18 +332,17 @@ class SegmentWidget(DockWidget):
                 return result
         return None
 
-    def _on_progress(self, run_id, done, total):
-        if self._run is not None and self._run.id == run_id:
-            self._run.show_progress(done, total)
+    def _on_progress(self, run, done, total):
+        if run is self._run:
+            run.show_progress(done, total)
 
     def cancel(self, *args) -> None:
         """Stop the run: the worker stops at its next batch; nothing is written."""
         run = self._run
         if run is None:
             return
-        run.cancel.set()
+        self.client.cancel(run.handle)
         self._end_run()  # The GUI is free at once; the result, if any, is ignored.
-        self._drop_placeholder(run)
         self.status.value = "cancelled"
         show_info("Segmentation cancelled; no layer was changed.")
 
@@ -357,53 +353,55 @@ class SegmentWidget(DockWidget):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self._relabel_timer.start()  # Apply settings changed during the run, if any.
 
-    def _on_done(self, run, outcome):
+    def _on_done(self, run, result: _job.RunResult):
+        self.last_result = result
         if run is not self._run:  # Cancelled: drop the result.
             return
-        if outcome.error is not None:
+        if result.error is not None:
             self._end_run()
-            self._drop_placeholder(run)
             self.status.value = "failed"
-            show_error(_job.describe_error(outcome.error))
+            show_error(_job.describe_error(result.error))
             return
         # Finishing costs napari GUI time (progress bar, data upload, first
         # draw); done over separate event-loop turns so no single stall is long.
         run.close()
-        QTimer.singleShot(1, lambda: self._write_result(run, outcome))
+        QTimer.singleShot(1, lambda: self._write_result(run, result))
 
-    def _write_result(self, run, outcome):
+    def _write_result(self, run, result):
         if run is not self._run:  # Cancelled meanwhile.
             return
         try:
-            result = write_run_result(self._viewer, self.results, run, outcome,
-                                      add_probs=self.add_probs.value, hidden=True)
+            layer_result = write_run_result(self._viewer, self.results, run, result,
+                                            add_probs=self.add_probs.value, hidden=True)
         except MemoryError as err:
             self._end_run()
-            self._drop_placeholder(run)
             self.status.value = "failed"
             show_error(_job.describe_error(err))
             return
-        QTimer.singleShot(1, lambda: self._show_result(run, outcome, result))
+        QTimer.singleShot(1, lambda: self._show_result(run, result, layer_result))
 
-    def _show_result(self, run, outcome, result):
-        result.layer.visible = True  # The first draw of a new layer happens now.
+    def _show_result(self, run, result, layer_result):
+        layer_result.layer.visible = True  # The first draw of a new layer happens now.
         if run is not self._run:
             return
         self._end_run()
         n = None
-        if outcome.job.params["mode"] == "instance":
-            n = outcome.stats.get("n_objects")
-            n = int(outcome.labels.max()) if n is None else n
-        if outcome.job.store is not None:
-            show_info(f"'{result.layer.name}' is stored on disk, chunk by chunk, in "
-                      f"{outcome.job.store}; painting writes into that store. Export it "
+        if result.job.params["mode"] == "instance":
+            n = result.stats.get("n_objects")
+            n = int(result.labels.max()) if n is None else n
+        if result.job.store is not None:
+            show_info(f"'{layer_result.layer.name}' is stored on disk, chunk by chunk, in "
+                      f"{result.job.store}; painting writes into that store. Export it "
                       "or save the layer to keep it.")
+            warning = _largescale.cache_warning()
+            if warning:
+                show_warning(warning)
         seconds = time.perf_counter() - run.started
         self.status.value = (f"{n} objects" if n is not None else "mask") + f" in {seconds:.1f} s"
 
     # ---------------------------------------------------------------- relabel
     def _relabel(self):
-        """Re-label the current image's result from cached probabilities."""
+        """Re-label the current image's result from cached probabilities (in the worker)."""
         result = self._result_for(self.image.value) if self.image.value is not None else None
         if result is None or not result.patches or self._run is not None:
             return
@@ -422,12 +420,33 @@ class SegmentWidget(DockWidget):
             return
         self._relabeling = True
         stamp = (result.tracker.version, result.generation)
-        worker = thread_worker(_job.relabel_patches, start_thread=False)(
-            list(result.patches), result.layer.data, params)
-        worker.returned.connect(lambda values: self._apply_relabel(result, stamp, params,
-                                                                   values))
-        worker.finished.connect(self._relabel_done)
-        self._start_worker(worker)
+        patches = list(result.patches)
+        whole = len(patches) == 1 and patches[0][0].is_whole
+        existing = result.layer.data
+        inbox = self._inbox
+
+        def done(outcome):  # In the worker client's thread: make ids unique there.
+            values = None
+            if outcome.ok:
+                try:
+                    values = _job.offset_patches(outcome.value, existing, params, whole)
+                except Exception as err:  # noqa: BLE001
+                    outcome.error = err
+            inbox.post(self._relabel_finished, result, stamp, params, patches, values,
+                       outcome.error)
+
+        self.client.submit(RelabelRequest([(probs, info) for _, probs, info in patches],
+                                          params), on_done=done)
+
+    def _relabel_finished(self, result, stamp, params, patches, values, error):
+        try:
+            if error is not None:
+                show_error(_job.describe_error(error))
+            elif values is not None:
+                self._apply_relabel(result, stamp, params,
+                                    [(p[0], v) for p, v in zip(patches, values, strict=True)])
+        finally:
+            self._relabel_done()
 
     def _apply_relabel(self, result, stamp, params, values):
         if (result.tracker.version, result.generation) != stamp:
@@ -449,3 +468,21 @@ class SegmentWidget(DockWidget):
 
 class _UserError(Exception):
     """A problem with the user's inputs, shown as is."""
+
+
+def _preload_for_labels() -> None:
+    """Import, in a thread, what napari's first Labels layer imports (pandas, ~0.3 s).
+
+    napari imports it in the GUI thread when a first Labels layer is added,
+    i.e. when the first result arrives; done now, that stall is gone.
+    """
+    if "pandas" in sys.modules:
+        return
+
+    def load():
+        try:
+            import pandas  # noqa: F401
+        except ImportError:  # napari then does without it, or reports it itself
+            pass
+
+    threading.Thread(target=load, daemon=True, name="napari-unet: preload").start()

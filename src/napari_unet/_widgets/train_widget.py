@@ -1,17 +1,18 @@
 """The Train dock widget (Plugins › napari-unet › Train).
 
 Fine-tunes a model (or trains a new U-Net) on exported dataset folders and/or
-open Image + Labels layer pairs with :func:`napari_unet.training.train`, in a
-napari ``thread_worker``. The worker's progress dicts reach the GUI thread
-through a queued Qt signal and drive the activity-dock progress bar, the
-status line and the live curve. Cancel stops after the current step; the
-best completed epoch is already saved by then. A finished model is announced
-with :data:`._models.model_added`, so model lists (Segment widget) show it.
+open Image + Labels layer pairs with :func:`napari_unet.training.train`, in
+the training worker process (:mod:`napari_unet.worker`, started when the
+dock opens). The worker's progress dicts reach the GUI thread through a
+queued Qt signal and drive the dock's progress bar, the status line and the
+live curve. Cancel stops after the current step (or terminates the
+worker if it does not stop within a second); the best completed epoch is
+already saved by then. A finished model is announced with
+:data:`._models.model_added`, so model lists (Segment widget) show it.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,23 +28,17 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
-from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Signal
 
 from ..model_io import default_model_path
-from . import _job, _layers, _models
+from ..worker.protocol import TrainRequest, TrainSummary, WarmUp
+from ..worker.shm import Slice
+from . import _job, _layers, _models, _worker
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._plot import TrainingPlot
-from ._train_job import (
-    JIT_MIN_STEPS,
-    TrainJob,
-    default_output_path,
-    describe,
-    run_training,
-)
+from ._progress import DockProgress
+from ._train_job import JIT_MIN_STEPS, default_output_path, describe
 from .export_widget import ExportError, channel_axis_for
 
 if TYPE_CHECKING:
@@ -51,12 +46,6 @@ if TYPE_CHECKING:
 
 SCRATCH = "__scratch__"
 WIDTHS = [("16 (fast, like the shipped model)", 16), ("32", 32), ("64 (reference U-Net)", 64)]
-
-
-class _Relay(QObject):
-    """Lives in the GUI thread: signals emitted by the worker are queued to it."""
-
-    event = Signal(object)
 
 
 # --------------------------------------------------------------------------
@@ -75,8 +64,9 @@ class TrainWidget(DockWidget):
         super().__init__(viewer)
         self.registry = ModelRegistry()
         self._folders: list[Path] = []
-        self._cancel: threading.Event | None = None
-        self._pbar = None
+        self._job = None  # the worker client's Job of the run in progress
+        self._cancelling = False
+        self._output_used: Path | None = None
         self._auto_output = None
         self._model_value = None
         self.last_result = None
@@ -101,15 +91,20 @@ class TrainWidget(DockWidget):
         self.output = FileEdit(label="save model as", mode="w", filter="*.keras")
         self.start_button = PushButton(text="Start training")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = DockProgress()
         self.status = Label(value="")
         for select in (self.datasets, self.layer_pairs):
             select.native.setMaximumHeight(80)
         self.extend([self.datasets, self.add_button, self.remove_button, self.layer_pairs,
                      self.start_model, self.base_filters, self.epochs, self.steps,
                      self.learning_rate, self.batch_size, self.patch_size, self.val_fraction,
-                     self.augment, self.output, self.start_button, self.cancel_button, self.status])
-        self._relay = _Relay(self.native)
-        self._relay.event.connect(self._on_event)
+                     self.augment, self.output, self.start_button, self.cancel_button,
+                     self.progress.widget, self.status])
+        self._inbox = _worker.Inbox(self.native)
+        # Started (in the background) by the first dock; importing TensorFlow
+        # there now makes the first Start quicker.
+        self.client = _worker.client("train")
+        self.client.submit(WarmUp())
         self.plot = TrainingPlot(self.native, colors=_theme_colors(self._viewer))
         self.native.layout().addWidget(self.plot.canvas)
 
@@ -196,7 +191,12 @@ class TrainWidget(DockWidget):
             pass
 
     def _update_output(self, *args):
-        """Propose a fresh file name, unless the user typed one."""
+        """Propose a fresh file name, unless the user typed one.
+
+        Called when the dock opens, when the start model or width changes,
+        and after a run saved the proposed file: the name shown is the name
+        used.
+        """
         if self._auto_output is not None and self.output.value != self._auto_output:
             return
         parent = None if self.start_model.value == SCRATCH else self.start_model.value
@@ -206,44 +206,44 @@ class TrainWidget(DockWidget):
     # --------------------------------------------------------------- run
     @property
     def busy(self) -> bool:
-        return self._cancel is not None
+        """True while a training run is in progress."""
+        return self._job is not None
 
     def start(self, *args):
         """Start training with the current settings (the Start button)."""
         if self.busy:
             return None
         try:
-            job = self._make_job()
+            request = self._make_request()
         except (ExportError, ValueError, OSError) as err:
             show_error(f"Cannot train: {err}")
             return None
-        self._cancel = cancel = threading.Event()
-        total = job.settings["epochs"] * job.settings["steps_per_epoch"]
-        self._pbar = cancelable_progress(total=total, desc="Training: loading data",
-                                         cancel_callback=self.cancel)
+        self.progress.busy()  # Until the first step.
         self.plot.clear()
         self.start_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "loading data…"
+        self._cancelling = False
+        self._output_used = request.settings["output_path"]
+        inbox, client = self._inbox, self.client
 
-        def progress(event, relay=self._relay):
-            try:
-                relay.event.emit(event)
-            except RuntimeError:  # the widget was closed: stop training
-                cancel.set()
+        def on_event(event):
+            if not inbox.post(self._on_event, event):  # the dock was closed: stop training
+                client.cancel(job)
 
-        worker = thread_worker(run_training, start_thread=False)(job, progress, cancel)
-        worker.returned.connect(self._on_done)
-        worker.errored.connect(self._on_done)  # run_training returns errors; just in case
-        return self._start_worker(worker)
+        job = self._job = client.submit(request, on_event=on_event,
+                                        on_done=inbox.wrap(self._on_done))
+        return job
 
-    def _make_job(self) -> TrainJob:
+    def _make_request(self) -> TrainRequest:
         pairs = []
         for img, lab in self.layer_pairs.value:
             if img not in self._viewer.layers or lab not in self._viewer.layers:
                 continue
             labels = np.array(_layers.base_data(lab))  # frozen: edits go on meanwhile
             axis = channel_axis_for(img, labels.shape)
-            pairs.append((_layers.base_data(img), axis, labels, f"{img.name} + {lab.name}"))
+            # The image is read in the worker client's thread (it may be lazy).
+            pairs.append((Slice(_layers.base_data(img)), axis, labels,
+                          f"{img.name} + {lab.name}"))
         if not self._folders and not pairs:
             raise ExportError("no training data: add a dataset folder or select a layer pair.")
         model = self.start_model.value
@@ -251,8 +251,9 @@ class TrainWidget(DockWidget):
             raise ExportError("choose a model to start from.")
         if model != SCRATCH:
             self.registry.info(model)  # a clear message for a missing file
-        if self._auto_output is not None and self.output.value == self._auto_output:
-            self._auto_output = None  # the proposal is re-stamped: never an old name
+        auto = self._auto_output is not None and self.output.value == self._auto_output
+        if auto and Path(self._auto_output).exists():  # taken meanwhile (another dock?)
+            self._auto_output = None
             self._update_output()
         out = Path(self.output.value).expanduser()
         if out.suffix != ".keras":
@@ -269,23 +270,21 @@ class TrainWidget(DockWidget):
             else False)
         if model == SCRATCH:
             settings.update(base_filters=int(self.base_filters.value), depth=4)
-        return TrainJob(list(self._folders), pairs, None if model == SCRATCH else model,
-                        settings)
+        return TrainRequest([str(f) for f in self._folders], pairs,
+                            None if model == SCRATCH else model, settings)
 
     def _on_event(self, event: dict):
-        if self._cancel is None:
+        if self._job is None:
             return  # a late event of a finished run
         self.plot.add(event)
         kind, epoch, epochs = event.get("event"), event.get("epoch"), event.get("epochs")
-        if kind == "step" and self._pbar is not None:
-            done = (epoch - 1) * event["steps"] + event["step"]
-            self._pbar.set_description(f"Training: epoch {epoch}/{epochs}")
-            if done > self._pbar.n:
-                self._pbar.update(done - self._pbar.n)
-            if not self._cancel.is_set():
+        if kind == "step":
+            self.progress.show((epoch - 1) * event["steps"] + event["step"],
+                               epochs * event["steps"])
+            if not self._cancelling:
                 self.status.value = (f"epoch {epoch}/{epochs}, step {event['step']}/"
                                      f"{event['steps']}: loss {event['loss']:.4f}")
-        elif kind == "epoch" and not self._cancel.is_set():
+        elif kind == "epoch" and not self._cancelling:
             score = event.get("val_score")
             self.status.value = (f"epoch {epoch}/{epochs}: " + (
                 f"validation score {score:.3f}" if score is not None else
@@ -294,38 +293,46 @@ class TrainWidget(DockWidget):
 
     def cancel(self, *args):
         """Stop after the current step; the best completed epoch stays saved."""
-        if self._cancel is None or self._cancel.is_set():
+        if self._job is None or self._cancelling:
             return
-        self._cancel.set()
+        self._cancelling = True
+        self.client.cancel(self._job)
         self.cancel_button.enabled = False
         self.status.value = "cancelling after this step…"
 
-    def _on_done(self, result):
-        self._cancel = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+    def _on_done(self, outcome):
+        self._job = None
+        self.progress.idle()
         self.start_button.enabled, self.cancel_button.enabled = True, False
         self.plot.redraw()
-        self._update_output()  # a proposed name is used once
-        if isinstance(result, BaseException):
+        out = self._output_used
+        if out.exists():
+            self._update_output()  # the proposed name was used: propose the next one
+        if outcome.error is not None:
             self.status.value = "failed"
-            show_error(describe(result))
+            show_error(describe(outcome.error))
             return
+        result = outcome.value
+        if not isinstance(result, TrainSummary):
+            # The worker was terminated: what it saved before is all there is.
+            result = TrainSummary(out if out.exists() else None, [], None, None, "cancelled")
         self.last_result = result
         if result.path is None:
             self.status.value = "cancelled: nothing saved"
             show_info("Training cancelled before the first epoch ended; no model was saved.")
             return
         self.registry.add(result.path)  # selectable in every model list now
-        what = "validation score" if result.history and "val_score" in result.history[-1] \
-            else "training loss"
+        self.status.value = f"saved {result.path.name}"
         how = ("cancelled; kept the best model so far" if result.cancelled else
                f"stopped: {result.stopped.replace('_', ' ')}")
-        self.status.value = f"saved {result.path.name}"
-        show_info(f"Trained {result.path.name} ({how}): best {what} {result.best_score:.3f} "
-                  f"at epoch {result.best_epoch}/{len(result.history)}. Saved to "
-                  f"{result.path}; choose it in the Segment widget.")
+        best = ""
+        if result.best_score is not None:
+            what = "validation score" if result.history and "val_score" in result.history[-1] \
+                else "training loss"
+            best = (f": best {what} {result.best_score:.3f} at epoch "
+                    f"{result.best_epoch}/{len(result.history)}")
+        show_info(f"Trained {result.path.name} ({how}){best}. Saved to {result.path}; "
+                  "choose it in the Segment widget.")
 
 
 def _folder_label(folder: Path) -> str:
