@@ -284,7 +284,7 @@ def child(args, label: str, out: str) -> int:
     # Opening the dock: the menu action's synchronous call. Anything the dock
     # defers to later event-loop turns shows up as gaps in the next window.
     t0 = time.perf_counter()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
     result["dock_ms"] = 1000 * (time.perf_counter() - t0)
     if sampler is not None:
         sampler.explain(t0, time.perf_counter(), f"dock opening: {result['dock_ms']:.0f} ms")

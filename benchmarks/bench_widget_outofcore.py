@@ -47,7 +47,7 @@ def child(mode: str, store: str, results: str) -> dict:
     viewer = napari.Viewer()
     viewer.add_image(da.from_zarr(store), name="stack")
     app = QApplication.instance()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
     while widget.status.value != "ready":  # The worker loads TensorFlow and the model.
         app.processEvents()
         time.sleep(0.01)

@@ -89,7 +89,7 @@ def main() -> None:
     limits = tuple(float(v) for v in np.percentile(data, (1, 99.8)))  # A visible stain.
     viewer.add_image(data, name=name, scale=scale, units=("um", "um"), colormap="gray",
                      contrast_limits=limits)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
     custom = model_path(tmp)
     if custom is not None:
         widget.load_model_file(custom)

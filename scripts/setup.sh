@@ -138,6 +138,11 @@ main() {
         log "pip install -e '.[testing]' (first run: several minutes, TensorFlow + napari)"
         local t0=$SECONDS
         rm -f "$STAMP"
+        # The distribution was called napari-unet before (a name PyPI gives to
+        # another project): an old editable install would register the plugin twice.
+        if "$VENV/bin/python" -m pip show -q napari-unet >/dev/null 2>&1; then
+            "$VENV/bin/python" -m pip uninstall -y -q napari-unet
+        fi
         PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install \
             --progress-bar off -e ".[testing]"
         stamp_value >"$STAMP"

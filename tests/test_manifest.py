@@ -13,7 +13,7 @@ import pytest
 from npe2 import PluginManifest
 
 ROOT = Path(__file__).resolve().parents[1]
-DIST = "napari-unet"
+DIST = "napari-tiled-unet"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_sample_data_contributions(manifest):
 
 def test_labels_writer_contribution(manifest):
     [writer] = [w for w in manifest.contributions.writers
-                if w.command == "napari-unet.write_labels"]
+                if w.command == "napari-tiled-unet.write_labels"]
     assert [str(t) for t in writer.layer_types] == ["labels"]
     assert set(writer.filename_extensions) == {".tif", ".tiff"}
 
@@ -114,4 +114,4 @@ def test_no_symlinks_so_any_checkout_builds_the_same(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[0] == "napari-unet"
+    assert done.stdout.split()[0] == DIST

@@ -64,7 +64,7 @@ def test_open_sample_2d_in_viewer(make_napari_viewer):
     from napari.layers import Image, Labels
 
     viewer = make_napari_viewer(show=True)  # a hidden canvas renders black
-    viewer.open_sample("napari-unet", "nuclei2d")
+    viewer.open_sample("napari-tiled-unet", "nuclei2d")
 
     assert [layer.name for layer in viewer.layers] == ["nuclei", "nuclei ground truth"]
     image, labels = viewer.layers
@@ -80,7 +80,7 @@ def test_open_sample_2d_in_viewer(make_napari_viewer):
 
 def test_open_sample_3d_in_viewer(make_napari_viewer):
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-unet", "nuclei3d")
+    viewer.open_sample("napari-tiled-unet", "nuclei3d")
 
     [layer] = viewer.layers
     assert layer.name == "nuclei 3D"

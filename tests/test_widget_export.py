@@ -41,7 +41,7 @@ def scene(shape, seed=0):
 
 
 def open_widget(viewer, folder) -> ExportWidget:
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Export training data")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Export training data")
     widget.folder.value = str(folder)
     return widget
 

@@ -66,7 +66,7 @@ def blobs(shape, seed=0):
 
 
 def open_widget(viewer, model_file) -> SegmentWidget:
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
     assert widget.load_model_file(model_file)
     widget.tile_size.value, widget.overlap.value = 64, 16
     widget.threshold.value = 0.55

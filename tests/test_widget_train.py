@@ -70,7 +70,7 @@ def scene(size=96, seed=0):
 
 
 def open_widget(viewer, start_file, epochs=2) -> TrainWidget:
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Train")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Train")
     assert widget.load_model_file(start_file)
     assert widget.patch_size.value == 64  # the model's tile size
     widget.epochs.value, widget.steps.value, widget.batch_size.value = epochs, 3, 2
@@ -85,7 +85,7 @@ def test_short_run_adds_a_model_the_segment_widget_lists(make_napari_viewer, qtb
     export_pairs(image, labels, tmp_path / "ds", name="exported")
     viewer.add_image(image[::-1].copy(), name="img")
     viewer.add_labels(labels[::-1].copy(), name="img labels")
-    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
     widget = open_widget(viewer, start_file)
     assert widget.add_dataset(tmp_path / "ds")
     assert not widget.add_dataset(tmp_path)  # not a dataset: refused, notified

@@ -185,13 +185,14 @@ def test_save_selected_labels_layer_from_viewer(make_napari_viewer, tmp_path, rn
     viewer = make_napari_viewer()
     # Offered by the save dialog for a single Labels layer:
     writers = PluginManager.instance().iter_compatible_writers(["labels"])
-    assert "napari-unet.write_labels" in [w.command for w in writers]
+    assert "napari-tiled-unet.write_labels" in [w.command for w in writers]
 
     data = _labels((3, 20, 20), 40, np.int32, rng)
     layer = viewer.add_labels(data, scale=(0.29, 0.26, 0.26), units="um", name="gt")
     viewer.layers.selection = {layer}
 
-    [written] = viewer.layers.save(str(tmp_path / "gt.tif"), selected=True, plugin="napari-unet")
+    [written] = viewer.layers.save(str(tmp_path / "gt.tif"), selected=True,
+                                   plugin="napari-tiled-unet")
 
     back, scale = read_tiff(written)
     assert back.dtype == np.uint8

@@ -4,8 +4,7 @@ A bioimage.io package is a zip file (or a folder) holding a model
 description (``rdf.yaml``, spec ``bioimageio.spec`` 0.5), the weights and
 test tensors; deepImageJ, ilastik and ``bioimageio.core`` run it.
 
-* :func:`export_bioimageio` writes one (needs ``bioimageio.spec``:
-  ``pip install 'napari-unet[bioimageio]'``).
+* :func:`export_bioimageio` writes one (plain YAML: no extra package).
 * :func:`load_bioimageio` and :func:`read_bioimageio_info` read one without
   ``bioimageio.spec``; :func:`napari_unet.load_model` dispatches to them.
   Nothing from a package is executed (see :mod:`.importer`).

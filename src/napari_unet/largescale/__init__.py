@@ -279,7 +279,7 @@ def connect(scheduler: str):
     except ImportError:
         raise RuntimeError(
             "running on a dask cluster needs the 'distributed' package: "
-            "pip install 'napari-unet[distributed]'") from None
+            "pip install 'napari-tiled-unet[distributed]'") from None
     try:
         return Client(scheduler, timeout="10s")
     except OSError as err:
