@@ -65,13 +65,14 @@ def run(args) -> int:
     if out.parent.exists() and not out.parent.is_dir():
         raise CLIError(f"-o: {out.parent} is not a folder")
     base = start_model(args.base_model)
-    images, labels, names, with_channels = [], [], [], set()
+    images, labels, counted, names, with_channels = [], [], [], [], set()
     for folder in args.datasets:
         if not Path(folder).is_dir():
             raise CLIError(f"dataset folder not found: {folder}")
         ds = read_dataset(folder, channel_axis=args.channel_axis)  # channels come out last
         images += ds.images
         labels += ds.labels
+        counted += ds.counted  # sparse annotation: only these pixels count
         names.append(str(folder))
         with_channels.add(ds.channel_axis is not None)
     if len(with_channels) > 1:
@@ -101,7 +102,9 @@ def run(args) -> int:
 
     if not args.quiet:
         start = "a new U-Net" if base is None else f"{Path(base).name}"
-        print(f"training from {start} on {len(images)} images", file=sys.stderr)
+        sparse = sum(c is not None for c in counted)
+        print(f"training from {start} on {len(images)} images"
+              f"{f' ({sparse} sparsely annotated)' if sparse else ''}", file=sys.stderr)
     try:
         result = train(images, labels, model=base, base_filters=args.base_filters,
                        channel_axis=-1 if True in with_channels else None, epochs=args.epochs,
@@ -109,7 +112,8 @@ def run(args) -> int:
                        learning_rate=args.learning_rate, patch_size=args.patch_size,
                        val_fraction=args.val_fraction, augment=not args.no_augment,
                        time_limit=args.time_limit, output_path=out, overwrite=args.overwrite,
-                       data_description=", ".join(names), progress=progress)
+                       data_description=", ".join(names), progress=progress,
+                       counted=counted)
     finally:
         if bar is not None:
             bar.close()
