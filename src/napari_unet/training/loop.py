@@ -13,6 +13,7 @@ further calibration.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,6 +145,7 @@ def train(
     progress: Callable[[dict], None] | None = None,
     cancel=None,
     counted=None,
+    preset: str | None = None,
 ) -> TrainingResult:
     """Train a U-Net from scratch, or fine-tune one, on labelled images.
 
@@ -216,6 +218,11 @@ def train(
         (reviewed and corrected regions, see :mod:`napari_unet.counted`);
         None (for all or one image) counts every pixel. The loss ignores
         the rest and patches are centred on counted pixels.
+    preset : str, optional
+        A named set of settings (:data:`napari_unet.settings.TRAINING_PRESETS`,
+        e.g. ``'quick'``: fine-tuning on one corrected image within 3 minutes
+        on 2 CPU cores); arguments left at their defaults take the preset's
+        values, others keep what was passed.
 
     Returns
     -------
@@ -229,6 +236,21 @@ def train(
     """
     import keras
 
+    if preset is not None:
+        from ..settings import training_preset
+
+        chosen = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+                      patch_size=patch_size, learning_rate=learning_rate, patience=patience,
+                      time_limit=time_limit)
+        defaults = inspect.signature(train).parameters
+        for key, value in training_preset(preset).items():
+            if chosen[key] == defaults[key].default:
+                chosen[key] = value
+        epochs, steps_per_epoch, batch_size, patch_size = (
+            chosen["epochs"], chosen["steps_per_epoch"], chosen["batch_size"],
+            chosen["patch_size"])
+        learning_rate, patience, time_limit = (
+            chosen["learning_rate"], chosen["patience"], chosen["time_limit"])
     for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
                         ("batch_size", batch_size), ("patch_size", patch_size)):
         if int(value) != value or value < 1:
@@ -334,6 +356,7 @@ def train(
         "loss": f"BCE + soft Dice (foreground), BCE with boundary weight {boundary_weight}",
         "boundary_width": boundary_width,
         "augmentation": dataclasses.asdict(aug) if augment else None,
+        "preset": preset, "time_limit": time_limit,
         "seed": seed, "val_score": "mean Dice over outputs on validation patches (p > 0.5)",
         "sparse": None if counted is None else {
             "counted_fraction": round(float(sum(
