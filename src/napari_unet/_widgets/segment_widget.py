@@ -21,6 +21,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..scope import Scope, whole_scope
+from ..settings import DEFAULT_WINDOW, PredictionSettings
 from ..worker.protocol import RelabelRequest, SegmentRequest, StoreRequest, WarmUp
 from ..worker.shm import Slice
 from . import _job, _largescale, _layers, _models, _worker
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import napari
 
 #: Tiles per network call: small batches keep progress and cancel prompt.
-BATCH_SIZE = 8
+BATCH_SIZE = PredictionSettings().batch_size
 OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
 
 
@@ -71,7 +72,8 @@ class SegmentWidget(DockWidget):
         self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05,
                                      value=0.5)
         self.min_size = SpinBox(label="min size (px)", min=0, max=1_000_000, value=16)
-        self.tile_size = SpinBox(label="tile size", min=32, max=2048, step=16, value=128)
+        self.tile_size = SpinBox(label="tile size", min=32, max=2048, step=16,
+                                 value=DEFAULT_WINDOW)
         self.overlap = SpinBox(label="tile overlap", min=0, max=512, step=16, value=32)
         self.scope = ComboBox(label="scope", choices=list(_layers.SCOPES))
         self.add_probs = CheckBox(text="also add probability map", value=False)
@@ -217,7 +219,7 @@ class SegmentWidget(DockWidget):
                                      f"channels ({', '.join(info.outputs)})")
             self.threshold.value = float(info.thresholds.get("foreground", 0.5))
             self.min_size.value = int(info.min_size)
-            self.tile_size.value = int(info.tile_size)
+            self.tile_size.value = PredictionSettings().resolved(info).tile_size
             self._relabel_timer.stop()  # A model's defaults must not re-label old results.
         else:
             self.model_info.value = "no napari-unet metadata"

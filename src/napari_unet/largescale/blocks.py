@@ -118,7 +118,8 @@ def label_block(src: Source, plan: Plan, ranges, key) -> tuple:
     probs = predict_region(
         src.read(index, *box), plan.model.get(), region=region, image_shape=(h, w),
         origin=(box[0], box[2]), lo=lo, hi=hi, tile_size=pred.tile_size, overlap=pred.overlap,
-        batch_size=pred.batch_size, multiple=plan.multiple, global_batches=plan.blocks.exact)
+        batch_size=pred.batch_size, multiple=plan.multiple, global_batches=plan.blocks.exact,
+        precision=pred.precision)
     labels = probabilities_to_labels(probs, info=plan.info, settings=plan.labelling)
     core = labels[y0 - region[0]:y1 - region[0], x0 - region[2]:x1 - region[2]]
     if plan.labelling.mode == "semantic":
