@@ -140,6 +140,49 @@ def region_input_box(region, image_shape, tile_size: int, overlap: int) -> tuple
     return tuple(box)
 
 
+def region_windows(region, image_shape, tile_size: int, overlap: int) -> list[tuple[int, int]]:
+    """Grid indices ``(i, j)`` of the whole plane's windows that touch
+    ``region`` (``(y0, y1, x0, x1)``), in the order they are run."""
+    stride = tile_size - overlap
+    ys = window_starts(image_shape[0], tile_size, stride)
+    xs = window_starts(image_shape[1], tile_size, stride)
+    return [(int(i), int(j)) for i in _touching(ys, tile_size, region[0], region[1])
+            for j in _touching(xs, tile_size, region[2], region[3])]
+
+
+class WindowCache:
+    """Window predictions shared by neighbouring regions of one plane.
+
+    Out of core, blocks plus their halo overlap, so the same windows touch
+    several blocks. Given, for each window, the number of the last region
+    (in processing order) that needs it, the cache keeps a window's
+    prediction from its first use to its last, and no longer: each window
+    is computed once, and memory holds only the windows along the faces of
+    blocks still to come (a few rows of windows).
+    """
+
+    def __init__(self, last_use: dict):
+        self._last_use = last_use
+        self._store: dict = {}
+        self.region = 0
+
+    def get(self, ij):
+        return self._store.get(ij)
+
+    def offer(self, ij, pred: np.ndarray) -> None:
+        if self._last_use.get(ij, -1) > self.region:
+            self._store[ij] = np.array(pred)  # a copy: not a view of the whole batch
+
+    def advance(self) -> None:
+        """The current region is done: forget windows no later region needs."""
+        self._store = {ij: p for ij, p in self._store.items()
+                       if self._last_use[ij] > self.region}
+        self.region += 1
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
 def _read_window(plane, y0: int, x0: int, tile: int, shape, origin) -> np.ndarray:
     """A window at global ``(y0, x0)`` from ``plane``, which holds the global
     pixels from ``origin`` on; positions past the image are mirrored."""
@@ -182,6 +225,7 @@ def predict_region(
     multiple: int = 16,
     global_batches: bool = False,
     precision: str = "auto",
+    cache: WindowCache | None = None,
     progress: Callable[[int], None] | None = None,
     cancel=None,
     out: np.ndarray | None = None,
@@ -216,6 +260,10 @@ def predict_region(
         kernels give results that depend, by ~1e-7, on a window's position
         in its batch and on the batch size; this makes the region bitwise
         equal to :func:`predict_plane`, at up to ~2x the windows.
+    cache : WindowCache, optional
+        Window predictions shared with neighbouring regions (ignored with
+        ``global_batches``): windows found there are not run again, and
+        windows later regions need are offered to it.
     out : ndarray, shape (C_out, y1 - y0, x1 - x0), float32, optional
         Where to accumulate; it is overwritten.
 
@@ -238,8 +286,12 @@ def predict_region(
     stride = tile_size - overlap
     ys, xs = window_starts(h, tile_size, stride), window_starts(w, tile_size, stride)
     wy, wx = window_tapers(ys, tile_size, overlap), window_tapers(xs, tile_size, overlap)
-    needed = [(i, j) for i in _touching(ys, tile_size, y0, y1)
-              for j in _touching(xs, tile_size, x0, x1)]
+    needed = region_windows((y0, y1, x0, x1), (h, w), tile_size, overlap)
+    cached = []
+    if cache is not None and not global_batches:
+        cached = [(ij, cache.get(ij)) for ij in needed if cache.get(ij) is not None]
+        done = {ij for ij, _ in cached}
+        needed = [ij for ij in needed if ij not in done]
     if global_batches:
         keep, nx = set(needed), len(xs)
         ids = sorted({(i * nx + j) // batch_size for i, j in needed})
@@ -256,7 +308,7 @@ def predict_region(
                  for i, j in batch_windows]
         return apply_range(np.stack(tiles), lo, hi)
 
-    def blend(batch_windows, pred) -> None:
+    def blend(batch_windows, pred, store: bool = True) -> None:
         for (i, j), p in zip(batch_windows, pred, strict=True):
             if keep is not None and (i, j) not in keep:
                 continue
@@ -266,11 +318,17 @@ def predict_region(
             w2d = wy[i][a0:a1, None] * wx[j][None, c0:c1]
             acc[:, ys[i] + a0 - y0:ys[i] + a1 - y0, xs[j] + c0 - x0:xs[j] + c1 - x0] += (
                 np.moveaxis(p[a0:a1, c0:c1], -1, 0) * w2d)
+            if store and cache is not None and keep is None:
+                cache.offer((i, j), p)
 
     precision = engine.resolve_precision(precision)
     acc = out
     if acc is not None:
         acc[...] = 0
+    if cached:
+        if acc is None:
+            acc = np.zeros((cached[0][1].shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
+        blend([ij for ij, _ in cached], [p for _, p in cached], store=False)
     # A pipeline: while TensorFlow computes batch k (it releases the GIL),
     # one thread reads and normalizes batch k + 1 and another blends batch
     # k - 1. Blending stays in batch order, so results do not depend on timing.
