@@ -51,6 +51,9 @@ def zarr_child(path: str, out: str) -> None:
     """In a fresh process: segment_zarr with peak RSS; prints one JSON line."""
     import napari_unet as nu
 
+    import dask.array  # noqa: F401 - imported before timing, like TensorFlow
+    import zarr  # noqa: F401
+
     model, info, _ = load_benchmark_model()
     nu.segment(nuclei_image(512), model, info=info)  # load TF, trace: not timed
     with PeakRSS() as rss:

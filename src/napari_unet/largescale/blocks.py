@@ -145,9 +145,12 @@ def label_block(src: Source, plan: Plan, ranges, key, *, data=None, cache=None) 
         return core.reshape((1,) * len(index) + core.shape), None
     # Components of the thresholded foreground that reach an edge of the
     # region inside the image may be split differently than in memory.
-    fg = probabilities_to_labels(probs, info=plan.info, settings=plan.labelling, mode="semantic",
-                                 min_size=0, fill_holes=False)
-    comps = ndi.label(fg)[0]
+    # (the thresholded foreground itself: what probabilities_to_labels in
+    # semantic mode with min_size 0 and no hole filling gives, for less)
+    outputs = list(plan.info.outputs)
+    fg = probs[outputs.index("foreground") if len(outputs) == len(probs)
+               and "foreground" in outputs else 0]
+    comps = ndi.label(fg > plan.labelling.threshold)[0]
     edges = [comps[0] if region[0] > 0 else (), comps[-1] if region[1] < h else (),
              comps[:, 0] if region[2] > 0 else (), comps[:, -1] if region[3] < w else ()]
     cut = np.zeros(int(comps.max()) + 1, bool)
