@@ -49,10 +49,10 @@ def write_sample_zarr(path: Path, size: int, chunk: int = 1024) -> None:
 
 def zarr_child(path: str, out: str) -> None:
     """In a fresh process: segment_zarr with peak RSS; prints one JSON line."""
-    import napari_unet as nu
-
     import dask.array  # noqa: F401 - imported before timing, like TensorFlow
     import zarr  # noqa: F401
+
+    import napari_unet as nu
 
     model, info, _ = load_benchmark_model()
     nu.segment(nuclei_image(512), model, info=info)  # load TF, trace: not timed
