@@ -312,3 +312,29 @@ def test_cache_list_and_clean(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "cache", "clean", "--older-than", "7")
     assert code == 0 and "removed 1 stores" in out
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["new-labels.zarr"]
+
+
+def test_precision_option_reaches_the_network(tmp_path, capsys, model_file, monkeypatch):
+    from napari_unet import engine
+
+    seen = []
+    real = engine.run_model
+
+    def spy(model, batch, precision="float32"):
+        seen.append(precision)
+        return real(model, batch, precision)
+
+    monkeypatch.setattr(engine, "run_model", spy)
+    write_tiff_atomic(tmp_path / "a.tif", image())
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "o",
+                       "--model", model_file, "--precision", "float32", "-q")
+    assert code == 0, err
+    assert set(seen) == {"float32"}
+    seen.clear()
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")  # replaces 'auto' only
+    assert run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "p",
+               "--model", model_file, "-q")[0] == 0
+    assert set(seen) == {"bfloat16"}
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "q",
+                       "--model", model_file, "--precision", "int8")
+    assert code != 0 and "--precision" in err

@@ -183,7 +183,7 @@ def warm_up(req: WarmUp, **_):
 
     model, info = load_model_cached(req.model_path)
     run_model(model, np.zeros((req.batch_size, req.tile_size, req.tile_size,
-                               info.in_channels), np.float32))
+                               info.in_channels), np.float32), "auto")  # as segment runs
     return info
 
 
