@@ -31,9 +31,35 @@ __all__ = [
     "BlockSettings",
     "LabelSettings",
     "PredictionSettings",
+    "TRAINING_PRESETS",
     "split_options",
     "voxel_size_tuple",
+    "training_preset",
 ]
+
+#: Named sets of :func:`~napari_unet.train` settings (``train(preset=...)``,
+#: ``napari-unet train --preset``). ``quick``: fine-tuning on one or a few
+#: corrected images that pays off within 3 minutes on 2 CPU cores, start-up
+#: included (``benchmarks/bench_annotator.py`` measures it): a fixed time
+#: budget of short epochs, so the best one is kept, no early stopping.
+TRAINING_PRESETS = {
+    "quick": {"epochs": 12, "steps_per_epoch": 15, "batch_size": 8, "patch_size": 128,
+              "learning_rate": 1e-3, "patience": None, "time_limit": 140.0},
+}
+
+
+def training_preset(name: str) -> dict:
+    """The settings of a training preset (a copy).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of :data:`TRAINING_PRESETS`.
+    """
+    if name not in TRAINING_PRESETS:
+        raise ValueError(f"Unknown training preset {name!r}; presets: "
+                         f"{', '.join(TRAINING_PRESETS)}")
+    return dict(TRAINING_PRESETS[name])
 
 
 def _check(ok: bool, message: str) -> None:
