@@ -80,6 +80,10 @@ def test_refuses_to_overwrite_without_flag(tmp_path, capsys, model_file):
     ("axes_order", "Y and X must be the last"),
     ("model", "Model file not found"),
     ("not_a_folder", "--output must be a folder"),
+    ("voxel_count", "expected three numbers Z,Y,X"),
+    ("voxel_zero", "voxel sizes must be > 0"),
+    ("voxel_text", "expected a number"),
+    ("instances", "invalid choice: '4d'"),
 ])
 def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, model_file, case, text):
     write_tiff_atomic(tmp_path / "ok.tif", image())
@@ -94,10 +98,35 @@ def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, model_file, case, tex
                        model_file],
         "model": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--model", tmp_path / "x.keras"],
         "not_a_folder": [tmp_path / "ok.tif", "-o", tmp_path / "file", "--model", model_file],
+        "voxel_count": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--voxel-size", "1,2"],
+        "voxel_zero": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--voxel-size", "0,1,1"],
+        "voxel_text": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--voxel-size", "1,a,1"],
+        "instances": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--instances", "4d"],
     }[case]
     code, out, err = run(capsys, "segment", *args)
     assert_one_line_error(code, err, text)
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_z_stack_gives_3d_instances_unless_told_otherwise(tmp_path, capsys):
+    """The shipped model on a crop of the 3D sample: one id per nucleus
+    through Z by default, per-plane ids with --instances 2d; the voxel size
+    comes from the file or --voxel-size."""
+    stack, scale = read_tiff(Path(__file__).resolve().parents[1] / "sample_data"
+                             / "nuclei3d.tif")
+    write_tiff_atomic(tmp_path / "z.tif", stack[8:20, :96, :96], axes="ZYX", scale=scale)
+    code, _, err = run(capsys, "segment", tmp_path / "z.tif", "-o", tmp_path / "3d", "-q")
+    assert code == 0, err
+    labels3d, out_scale = read_tiff(tmp_path / "3d" / "z_labels.tif")
+    assert out_scale == pytest.approx(scale)
+    code, _, err = run(capsys, "segment", tmp_path / "z.tif", "-o", tmp_path / "2d", "-q",
+                       "--instances", "2d", "--voxel-size", "0.29,0.26,0.26")
+    assert code == 0, err
+    labels2d, _ = read_tiff(tmp_path / "2d" / "z_labels.tif")
+    n3, n2 = int(labels3d.max()), int(labels2d.max())
+    assert 3 <= n3 and n2 > 5 * n3  # 12 planes: every nucleus once, not once per plane
+    spans = [len({z for z in range(12) if (labels3d[z] == i).any()}) for i in range(1, n3 + 1)]
+    assert max(spans) == 12
 
 
 def test_evaluate_prints_dice_and_f1(tmp_path, capsys):
@@ -360,3 +389,29 @@ def test_cache_list_and_clean(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "cache", "clean", "--older-than", "7")
     assert code == 0 and "removed 1 stores" in out
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["new-labels.zarr"]
+
+
+def test_precision_option_reaches_the_network(tmp_path, capsys, model_file, monkeypatch):
+    from napari_unet import engine
+
+    seen = []
+    real = engine.run_model
+
+    def spy(model, batch, precision="float32"):
+        seen.append(precision)
+        return real(model, batch, precision)
+
+    monkeypatch.setattr(engine, "run_model", spy)
+    write_tiff_atomic(tmp_path / "a.tif", image())
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "o",
+                       "--model", model_file, "--precision", "float32", "-q")
+    assert code == 0, err
+    assert set(seen) == {"float32"}
+    seen.clear()
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")  # replaces 'auto' only
+    assert run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "p",
+               "--model", model_file, "-q")[0] == 0
+    assert set(seen) == {"bfloat16"}
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "q",
+                       "--model", model_file, "--precision", "int8")
+    assert code != 0 and "--precision" in err

@@ -36,6 +36,7 @@ from ..worker.protocol import TrainRequest, TrainSummary, WarmUp
 from ..worker.shm import Slice
 from . import _job, _layers, _models, _worker
 from ._base import DockWidget
+from ._bioimageio import BioimageioExport
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._plot import TrainingPlot
 from ._progress import DockProgress
@@ -98,6 +99,12 @@ class TrainWidget(DockWidget):
         self.output = FileEdit(label="save model as", mode="w", filter="*.keras")
         self.start_button = PushButton(text="Start training")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self._inbox = _worker.Inbox(self.native)
+        # Started (in the background) by the first dock; importing TensorFlow
+        # there now makes the first Start quicker.
+        self.client = _worker.client("train")
+        self.client.submit(WarmUp())
+        self.bioimageio = BioimageioExport(self, self.client, self._inbox, self._export_model)
         self.progress = DockProgress()
         self.status = Label(value="")
         for select in (self.datasets, self.layer_pairs):
@@ -107,12 +114,8 @@ class TrainWidget(DockWidget):
                      self.steps, self.learning_rate, self.batch_size, self.patch_size,
                      self.val_fraction, self.time_limit, self.augment, self.output,
                      self.start_button, self.cancel_button,
-                     self.progress.widget, self.status])
-        self._inbox = _worker.Inbox(self.native)
-        # Started (in the background) by the first dock; importing TensorFlow
-        # there now makes the first Start quicker.
-        self.client = _worker.client("train")
-        self.client.submit(WarmUp())
+                     self.progress.widget, self.status, self.bioimageio.button])
+
         self.plot = TrainingPlot(self.native, colors=_theme_colors(self._viewer))
         self.native.layout().addWidget(self.plot.canvas)
 
@@ -270,6 +273,7 @@ class TrainWidget(DockWidget):
             raise ExportError("choose a model to start from.")
         if model != SCRATCH:
             self.registry.info(model)  # a clear message for a missing file
+            _models.check_trainable(model)
         auto = self._auto_output is not None and self.output.value == self._auto_output
         if auto and Path(self._auto_output).exists():  # taken meanwhile (another dock?)
             self._auto_output = None
@@ -292,6 +296,22 @@ class TrainWidget(DockWidget):
             settings.update(base_filters=int(self.base_filters.value), depth=4)
         return TrainRequest([str(f) for f in self._folders], pairs,
                             None if model == SCRATCH else model, settings)
+
+    def _export_model(self) -> str:
+        """The model "Export to bioimage.io…" writes: the last one trained, else the start model.
+
+        Raises ValueError with a sentence for the user when there is none.
+        """
+        if self.busy:
+            raise ValueError("training is running; export when it has finished.")
+        trained = getattr(self.last_result, "path", None)
+        if trained is not None and Path(trained).is_file():
+            return str(trained)
+        model = self.start_model.value
+        if model in (None, LOAD_ENTRY, SCRATCH):
+            raise ValueError("train a model first, or choose one to start from.")
+        self.registry.info(model)  # a clear message for a missing file
+        return model
 
     def _on_event(self, event: dict):
         if self._job is None:

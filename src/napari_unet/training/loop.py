@@ -109,9 +109,20 @@ def _resolve_start(model, info):
         from ..model_io import load_model
 
         loaded, parent = load_model(model, with_info=True)
+        _check_trainable(loaded, model)
         return loaded, parent, parent.name or Path(model).stem
+    _check_trainable(model, model.name)
     parent = info if info is not None else ModelInfo.from_model(model)
     return model, parent, parent.name or model.name
+
+
+def _check_trainable(model, where) -> None:
+    """Refuse a model whose weights are a frozen TensorFlow SavedModel (a zoo import)."""
+    if getattr(model, "napari_unet_saved_model", False):
+        raise ModelFileError(
+            f"{where} has only TensorFlow SavedModel weights, which cannot be fine-tuned. "
+            "Start from a .keras model, or a bioimage.io package with keras_v3 or "
+            "keras_hdf5 weights.")
 
 
 def train(

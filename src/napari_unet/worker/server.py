@@ -29,6 +29,7 @@ from ..cancel import Cancelled, check_cancelled
 from ..model_io import load_model_cached
 from . import shm
 from .protocol import (
+    BioimageioRequest,
     RelabelRequest,
     Reply,
     Request,
@@ -183,7 +184,7 @@ def warm_up(req: WarmUp, **_):
 
     model, info = load_model_cached(req.model_path)
     run_model(model, np.zeros((req.batch_size, req.tile_size, req.tile_size,
-                               info.in_channels), np.float32))
+                               info.in_channels), np.float32), "auto")  # as segment runs
     return info
 
 
@@ -264,5 +265,13 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
                         result.best_epoch, result.stopped)
 
 
+def export_package(req: BioimageioRequest, **_) -> Path:
+    """Write a bioimage.io package of a model file (never overwriting one)."""
+    from ..bioimageio import export_bioimageio
+
+    return export_bioimageio(req.model, req.path, overwrite=False, name=req.name,
+                             authors=req.authors, saved_model=req.saved_model)
+
+
 HANDLERS = {"warm": warm_up, "segment": segment, "store": segment_store,
-            "relabel": relabel_patches, "train": train}
+            "relabel": relabel_patches, "train": train, "bioimageio": export_package}
