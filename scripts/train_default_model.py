@@ -289,14 +289,21 @@ def main(argv=None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model")
     parser.add_argument("--base-filters", type=int, default=16)
     parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--patience", type=int, default=8)
-    parser.add_argument("--time-limit", type=float, default=40 * 60,
+    parser.add_argument("--time-limit", type=float, default=45 * 60,
                         help="seconds of training at most")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--outputs", default="foreground,boundary,distance",
+                        help="comma-separated model outputs")
+    parser.add_argument("--separation", type=float, nargs=2, default=(10.0, 5.0),
+                        metavar=("W0", "SIGMA"),
+                        help="U-Net separation-border weights (w0 0: none)")
+    parser.add_argument("--paste", type=float, default=0.5,
+                        help="probability of copy-paste packing of nuclei per patch")
     parser.add_argument("--no-card", action="store_true", help="skip the model card")
     parser.add_argument("--no-timing", action="store_true", help="skip the runtime benchmark")
     args = parser.parse_args(argv)
@@ -325,8 +332,8 @@ def main(argv=None) -> None:
     template = ModelInfo(
         name="nuclei_default",
         description="Default napari-unet nuclei model: 2D fluorescence nuclei (DAPI/Hoechst, "
-                    "H2B-/NLS-GFP), foreground + boundary outputs. Trained on mnfinder 1.2.3 "
-                    "data (MIT, Copyright 2023 Lucian DiPeso).",
+                    "H2B-/NLS-GFP), foreground, boundary and normalized-distance outputs. "
+                    "Trained on mnfinder 1.2.3 data (MIT, Copyright 2023 Lucian DiPeso).",
     )
 
     def progress(event):
@@ -348,7 +355,9 @@ def main(argv=None) -> None:
     t_train = time.time()
     result = nu.train(
         train_x, train_y, val_images=val_x, val_labels=val_y,
-        base_filters=args.base_filters, depth=args.depth, outputs=("foreground", "boundary"),
+        base_filters=args.base_filters, depth=args.depth, outputs=tuple(args.outputs.split(",")),
+        separation=tuple(args.separation) if args.separation[0] > 0 else None,
+        augment=nu.Augmentation(paste_probability=args.paste),
         epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, patch_size=128, patience=args.patience,
         time_limit=args.time_limit, output_path=args.output, overwrite=args.overwrite,

@@ -115,8 +115,18 @@ class LabelSettings:
     split : bool
         Split touching objects with a watershed (instance mode).
     split_h : float
-        Distance-transform seeding only: minimum depth, in pixels, of the
-        saddle between two object centres for them to be split.
+        Distance-transform seeding (single-output models, and the shape
+        prior of distance models): minimum depth, in pixels, of the saddle
+        between two object centres for them to be split.
+    distance_threshold : float or None
+        Models with a ``"distance"`` output: learned distance above which a
+        pixel belongs to a nucleus core (a watershed marker); None: the
+        model's.
+    merge_ratio : float
+        Models with a ``"distance"`` output: two split pieces are merged
+        back when the saddle between them is higher than this fraction of
+        the lower of their peaks (see :mod:`napari_unet.splitting`); lower
+        values split less.
     """
 
     mode: str = "instance"
@@ -126,11 +136,13 @@ class LabelSettings:
     fill_holes: bool = True
     split: bool = True
     split_h: float = 2.0
+    distance_threshold: float | None = None
+    merge_ratio: float = 0.85
 
     def __post_init__(self):
         _check(self.mode in ("instance", "semantic"),
                f"mode must be 'instance' or 'semantic', got {self.mode!r}")
-        for name in ("threshold", "boundary_threshold"):
+        for name in ("threshold", "boundary_threshold", "distance_threshold"):
             value = getattr(self, name)
             if value is not None:
                 _check(isinstance(value, (int, float)) and 0 < float(value) < 1,
@@ -140,6 +152,8 @@ class LabelSettings:
                    f"min_size must be an integer >= 0, got {self.min_size!r}")
         _check(isinstance(self.split_h, (int, float)) and self.split_h > 0,
                f"split_h must be > 0, got {self.split_h!r}")
+        _check(isinstance(self.merge_ratio, (int, float)) and 0 < self.merge_ratio <= 1,
+               f"merge_ratio must be in (0, 1], got {self.merge_ratio!r}")
 
     def resolved(self, info) -> LabelSettings:
         """A copy with the model's thresholds and minimum size filled in."""
@@ -151,6 +165,9 @@ class LabelSettings:
             boundary_threshold=float(thresholds.get("boundary", 0.5)
                                      if self.boundary_threshold is None
                                      else self.boundary_threshold),
+            distance_threshold=float(thresholds.get("distance", 0.5)
+                                     if self.distance_threshold is None
+                                     else self.distance_threshold),
             min_size=int(info.min_size if self.min_size is None else self.min_size),
         )
 
