@@ -137,7 +137,7 @@ class LabelSettings:
     split: bool = True
     split_h: float = 2.0
     distance_threshold: float | None = None
-    merge_ratio: float = 0.85
+    merge_ratio: float = 0.6
 
     def __post_init__(self):
         _check(self.mode in ("instance", "semantic"),
