@@ -56,9 +56,9 @@ def test_weight_map_channel_multiplies_the_loss():
     t = make_targets(lab, ("foreground", "boundary"))[None]
     w = separation_weights(lab)[None, ..., None]
     pred = np.full(t.shape, 0.5, np.float32)
-    loss = make_loss(["foreground", "boundary"])
-    plain = float(loss(t, pred))
-    weighted = float(loss(np.concatenate([t, w], -1), pred))
+    plain = float(make_loss(["foreground", "boundary"])(t, pred))
+    weighted = float(make_loss(["foreground", "boundary"], separation=True)(
+        np.concatenate([t, w], -1), pred))
     assert weighted > plain * 1.01
     dist = make_loss(ALL)
     t3 = make_targets(lab, ALL)[None]
