@@ -167,7 +167,7 @@ def fmt(s: dict) -> str:
 
 
 #: Post-processing defaults tried on the validation split (model metadata).
-DISTANCE_THRESHOLDS = (0.5, 0.6, 0.7)
+DISTANCE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_SIZES = (16, 40)
 
 
@@ -331,8 +331,12 @@ def main(argv=None) -> None:
         log(f"512x512 prediction: default {bench['default']} s, base-64 reference "
             f"{bench['reference_b64']} s, ratio {bench['ratio']}")
 
+    # The training command: without the evaluation-only options.
+    given = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for k, a in enumerate(given) if a != "--skip-training" and a != "--previous"
+            and not (k and given[k - 1] == "--previous")]
     command = "python scripts/train_default_model.py" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
+        f" {shlex.quote(a)}" for a in kept)
     model, info = nu.load_model(args.output, with_info=True)
     info.training.update({
         "command": command, "training_wall_time_s": round(train_time),
