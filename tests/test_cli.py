@@ -192,6 +192,76 @@ def test_train_reports_epochs_and_saves(tmp_path, capsys, model_file):
     assert_one_line_error(code, err, "--overwrite")
 
 
+def _dataset(folder, n=2):
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+    for i in range(n):
+        labels = np.zeros((64, 64), np.uint16)
+        labels[10:30, 10:30], labels[35:55, 30:50] = 1, 2
+        write_tiff_atomic(folder / "images" / f"{i}.tif",
+                          (labels > 0).astype(np.uint16) * 1000 + image(i, (64, 64)) // 10)
+        write_tiff_atomic(folder / "masks" / f"{i}.tif", labels)
+    return folder
+
+
+@pytest.fixture
+def train_calls(monkeypatch, tmp_path):
+    """Keyword arguments of the train() calls the CLI makes (nothing is trained)."""
+    from napari_unet.training import loop
+
+    calls = []
+
+    def fake_train(images, labels, **kwargs):
+        calls.append(kwargs)
+        return loop.TrainingResult(None, None, path=kwargs["output_path"], best_score=0.5,
+                                   best_epoch=1)
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    return calls
+
+
+def test_train_fine_tunes_the_shipped_model_unless_told_otherwise(tmp_path, capsys,
+                                                                  train_calls, model_file):
+    from napari_unet.model_io import default_model_path
+
+    ds = _dataset(tmp_path / "ds")
+    assert run(capsys, "train", ds, "-o", tmp_path / "a.keras")[0] == 0
+    assert Path(train_calls[-1]["model"]) == default_model_path()
+    assert Path(default_model_path()).is_file()
+    assert run(capsys, "train", ds, "-o", tmp_path / "b.keras", "--from", model_file)[0] == 0
+    assert str(train_calls[-1]["model"]) == model_file
+    assert run(capsys, "train", ds, "-o", tmp_path / "c.keras", "--from", "scratch",
+               "--base-filters", "8")[0] == 0
+    assert train_calls[-1]["model"] is None and train_calls[-1]["base_filters"] == 8
+    code, _, err = run(capsys, "train", ds, "-o", tmp_path / "d.keras", "--from",
+                       tmp_path / "nope.keras")
+    assert_one_line_error(code, err, "model file not found")
+    # Unset flags are left to train() (its defaults, or the preset's values).
+    assert "epochs" not in train_calls[-1] and train_calls[-1]["preset"] is None
+    assert len(train_calls) == 3
+
+
+def test_train_quick_preset_with_overrides(tmp_path, capsys, model_file):
+    from napari_unet import load_model
+    from napari_unet.settings import TRAINING_PRESETS
+
+    code, out, err = run(capsys, "train", _dataset(tmp_path / "ds"), "-o",
+                         tmp_path / "q.keras", "--from", model_file, "--preset", "quick",
+                         "--epochs", "1", "--steps", "2", "--batch-size", "2",
+                         "--patch-size", "32")
+    assert code == 0, err
+    assert "(preset quick)" in err
+    info = load_model(tmp_path / "q.keras", with_info=True)[1]
+    quick = TRAINING_PRESETS["quick"]
+    assert info.training["preset"] == "quick"
+    assert info.training["time_limit"] == quick["time_limit"]  # from the preset
+    assert info.training["learning_rate"] == quick["learning_rate"]
+    assert (info.training["max_epochs"], info.training["steps_per_epoch"]) == (1, 2)  # flags
+    code, _, err = run(capsys, "train", tmp_path / "ds", "-o", tmp_path / "r.keras",
+                       "--preset", "slow")
+    assert code != 0 and "invalid choice" in err
+
+
 def test_console_script_runs_and_fails_cleanly(tmp_path, model_file):
     exe = Path(sys.executable).parent / "napari-unet"
     exe = str(exe) if exe.exists() else shutil.which("napari-unet")
@@ -312,3 +382,29 @@ def test_cache_list_and_clean(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "cache", "clean", "--older-than", "7")
     assert code == 0 and "removed 1 stores" in out
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["new-labels.zarr"]
+
+
+def test_precision_option_reaches_the_network(tmp_path, capsys, model_file, monkeypatch):
+    from napari_unet import engine
+
+    seen = []
+    real = engine.run_model
+
+    def spy(model, batch, precision="float32"):
+        seen.append(precision)
+        return real(model, batch, precision)
+
+    monkeypatch.setattr(engine, "run_model", spy)
+    write_tiff_atomic(tmp_path / "a.tif", image())
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "o",
+                       "--model", model_file, "--precision", "float32", "-q")
+    assert code == 0, err
+    assert set(seen) == {"float32"}
+    seen.clear()
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")  # replaces 'auto' only
+    assert run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "p",
+               "--model", model_file, "-q")[0] == 0
+    assert set(seen) == {"bfloat16"}
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "q",
+                       "--model", model_file, "--precision", "int8")
+    assert code != 0 and "--precision" in err

@@ -242,3 +242,31 @@ def test_progress_and_cancel_leave_no_partial_output(tmp_path, blob_model_path):
                         quiet=True, cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zarr"]  # nothing half-written
 
+
+
+def test_blocks_share_windows_and_match_in_memory(tmp_path, blob_model_path, monkeypatch):
+    """Out of core, neighbouring blocks' halos need the same windows: each
+    is run once (the window cache), and labels still equal in memory."""
+    import napari_unet as nu
+    from napari_unet import engine
+    from napari_unet.tiling import count_windows
+
+    image = blob_image(600, seed=4)
+    model, info = nu.load_model(blob_model_path, with_info=True)
+    expected = segment(image, model, info=info, tile_size=128, overlap=32)
+    windows = []
+    real = engine.run_model
+
+    def counted(model, batch, *args):
+        windows.append(len(batch))
+        return real(model, batch, *args)
+
+    monkeypatch.setattr(engine, "run_model", counted)
+    out = nu.segment_zarr(image, tmp_path / "out.zarr", blob_model_path, block_size=160,
+                          halo=32, tile_size=128, overlap=32, quiet=True)
+    assert sum(windows) == count_windows(image.shape, 128, 32)  # each once
+    assert_same_labels(out[:], expected)
+    windows.clear()
+    nu.segment_zarr(image, tmp_path / "exact.zarr", blob_model_path, block_size=160,
+                    halo=32, tile_size=128, overlap=32, exact=True, quiet=True)
+    assert sum(windows) > 2 * count_windows(image.shape, 128, 32)  # no cache when exact

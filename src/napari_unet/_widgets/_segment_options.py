@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
 
+from ..settings import DEFAULT_WINDOW
 from . import _layers
 
 OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
@@ -29,10 +30,10 @@ def input_section(dock) -> list:
 
 
 def model_section(dock) -> list:
-    """The model list and a one-line summary of the chosen model."""
+    """The model list, a one-line summary of the chosen model, and its export."""
     dock.model = ComboBox(label="model", choices=lambda w: dock.registry.choices())
     dock.model_info = Label(label="")
-    return [dock.model, dock.model_info]
+    return [dock.model, dock.model_info, dock.bioimageio.button]
 
 
 def labelling_section(dock) -> list:
@@ -75,7 +76,8 @@ def labelling_params(dock) -> dict:
 
 def tiling_section(dock) -> list:
     """How the image is cut for the network, and which part of it is segmented."""
-    dock.tile_size = SpinBox(label="tile size", min=32, max=2048, step=16, value=128)
+    dock.tile_size = SpinBox(label="tile size", min=32, max=2048, step=16,
+                             value=DEFAULT_WINDOW)
     dock.overlap = SpinBox(label="tile overlap", min=0, max=512, step=16, value=32)
     dock.scope = ComboBox(label="scope", choices=list(_layers.SCOPES))
     return [dock.tile_size, dock.overlap, dock.scope]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..settings import DEFAULT_WINDOW, PRECISIONS, PredictionSettings
 from ._common import (
     TIFF_SUFFIXES,
     CLIError,
@@ -23,6 +24,7 @@ from ._common import (
 
 
 def add_parser(sub) -> None:
+    defaults = PredictionSettings()
     seg = sub.add_parser("segment", help="segment TIFF files, folders or zarr arrays")
     seg.add_argument("inputs", nargs="+", metavar="INPUT")
     seg.add_argument("-o", "--output", required=True,
@@ -30,9 +32,17 @@ def add_parser(sub) -> None:
     seg.add_argument("--model", help=".keras model file (default: the shipped nuclei model)")
     seg.add_argument("--threshold", type=probability, help="foreground probability threshold")
     seg.add_argument("--min-size", type=non_negative_int, help="minimum object size in pixels")
-    seg.add_argument("--tile-size", type=positive_int, help="tile edge in pixels (default 128)")
-    seg.add_argument("--overlap", type=non_negative_int, default=32, help="tile overlap in pixels")
-    seg.add_argument("--batch-size", type=positive_int, default=16)
+    seg.add_argument("--tile-size", type=positive_int,
+                     help=f"window edge in pixels (default {DEFAULT_WINDOW}, or the model's "
+                          "training tile if larger)")
+    seg.add_argument("--overlap", type=non_negative_int,
+                     help=f"window overlap in pixels (default {defaults.overlap})")
+    seg.add_argument("--batch-size", type=positive_int,
+                     help=f"windows per network call (default {defaults.batch_size})")
+    seg.add_argument("--precision", choices=PRECISIONS,
+                     help="network arithmetic (default auto: bfloat16 on CPUs with AVX-512 "
+                          "BF16/AMX, float16 on a GPU, else float32; environment variable "
+                          "NAPARI_UNET_PRECISION)")
     seg.add_argument("--axes", type=axes_letters,
                      help="axes of the input, e.g. YX, ZYX, TYX, YXC, TZCYX")
     seg.add_argument("--channel", type=channels, help="channel index, comma list, or 'mean'")
@@ -192,7 +202,7 @@ def run(args) -> int:
                        mode="semantic" if args.semantic else "instance",
                        threshold=args.threshold, min_size=args.min_size,
                        tile_size=args.tile_size, overlap=args.overlap,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, precision=args.precision)
         target.parent.mkdir(parents=True, exist_ok=True)
         if is_zarr(path):
             from ..largescale import segment_zarr

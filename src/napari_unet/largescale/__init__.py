@@ -53,13 +53,16 @@ from .blocks import (
     Plan,
     Source,
     block_meta,
+    block_region,
     block_table,
     label_and_store,
     label_block,
     merge_tables,
     plane_range,
+    read_block,
     relabel_block,
     relabel_stored,
+    store_block,
 )
 
 __all__ = ["segment_dask", "segment_zarr"]
@@ -285,15 +288,91 @@ def _write_labels(plan, src, path, run) -> int:
                                      unit="plane", **run), lead + (2, -1))
     zarr.open_array(str(path), mode="w", shape=plan.shape, dtype=plan.dtype, fill_value=0,
                     chunks=(1,) * len(lead) + plan.block)
-    metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(path))
-                      for k in keys], "blocks", unit="chunk", **run)
+    if run["client"] is None and run["num_workers"] == 1:
+        metas = _label_local(plan, src, ranges, keys, str(path), run)
+    else:
+        metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(path))
+                          for k in keys], "blocks", unit="chunk", **run)
     if plan.labelling.mode != "instance":
         return 0
     merged = merge_tables(plan, dict(zip(keys, metas, strict=True)))
     tables = [block_table(merged, k, m[0]) for k, m in zip(keys, metas, strict=True)]
+    # Each task owns its chunk, and zarr's codecs release the GIL: two threads
+    # overlap one chunk's reading with another's writing.
+    merge_run = run if run["client"] is not None else {
+        **run, "num_workers": max(2, run["num_workers"])}
     _compute([dask.delayed(relabel_stored)(str(path), plan, k, t)
-              for k, t in zip(keys, tables, strict=True)], "merge", unit="chunk", **run)
+              for k, t in zip(keys, tables, strict=True)], "merge", unit="chunk", **merge_run)
     return int(merged[0].max(initial=0))
+
+
+def _label_local(plan, src, ranges, keys, path, run) -> list:
+    """Label every block here, as a pipeline, and return their metas.
+
+    While the network runs on block k (TensorFlow releases the GIL), one
+    thread reads block k + 1's input and another writes block k - 1 to the
+    zarr store. A :class:`~napari_unet.tiling.WindowCache` per plane
+    computes each window once, although neighbouring blocks' halos share
+    windows. Memory: about three blocks plus a few rows of windows.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from ..cancel import Cancelled, is_cancelled
+    from ..tiling import WindowCache, region_windows
+
+    progress, cancel = run["progress"], run["cancel"]
+    pred = plan.prediction
+    caches = {}
+    if not plan.blocks.exact:  # exact runs batch like the in-memory path instead
+        last_use: dict = {}
+        for n, key in enumerate(keys):
+            region = block_region(plan, key)[0]
+            for ij in region_windows(region, plan.shape[-2:], pred.tile_size, pred.overlap):
+                last_use[(key[:-2],) + ij] = n
+        for index in {key[:-2] for key in keys}:
+            mine = {k[1:]: n for k, n in last_use.items() if k[0] == index}
+            caches[index] = _PlaneCache(WindowCache(mine))
+    metas = []
+    if progress is not None:
+        progress(0, len(keys))
+    with ThreadPoolExecutor(1, thread_name_prefix="napari-unet-read-block") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="napari-unet-write-block") as writer, \
+            tqdm(total=len(keys), desc="blocks", unit="chunk", disable=run["quiet"],
+                 leave=False) as bar:
+        data = reader.submit(read_block, src, plan, keys[0])
+        written = None
+        for n, key in enumerate(keys):
+            block = data.result()
+            if n + 1 < len(keys):
+                data = reader.submit(read_block, src, plan, keys[n + 1])
+            cache = caches.get(key[:-2])
+            result = label_block(src, plan, ranges, key, data=block,
+                                 cache=cache.at(n) if cache else None)
+            if written is not None:
+                metas.append(written.result())
+            written = writer.submit(store_block, path, plan, key, result)
+            bar.update(1)
+            if progress is not None:
+                progress(n + 1, len(keys))
+            if is_cancelled(cancel):
+                raise Cancelled("blocks: cancelled")
+        metas.append(written.result())
+    return metas
+
+
+class _PlaneCache:
+    """A plane's WindowCache, moved on to the block being labelled (its
+    ``last_use`` counts blocks over all planes)."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def at(self, n: int):
+        while self.cache.region < n:
+            self.cache.advance()
+        return self.cache
 
 
 def connect(scheduler: str):

@@ -58,6 +58,7 @@ class _PlaneCache:
 
     def get(self, z: int) -> np.ndarray:
         if z not in self.planes:
+            from ..engine import resolve_precision
             from ..prediction import plane_range
             from ..tiling import predict_plane
 
@@ -72,7 +73,8 @@ class _PlaneCache:
                 lo, hi = plane_range(plane, *pred.percentiles)
             self.planes[z] = predict_plane(
                 plane, self.model, lo=lo, hi=hi, tile_size=pred.tile_size,
-                overlap=pred.overlap, batch_size=pred.batch_size, multiple=self.plan.multiple)
+                overlap=pred.overlap, batch_size=pred.batch_size, multiple=self.plan.multiple,
+                precision=resolve_precision(pred.precision))  # as predict_probabilities
         return self.planes[z]
 
     def forget_below(self, z: int) -> None:
