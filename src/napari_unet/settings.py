@@ -243,7 +243,9 @@ class BlockSettings:
     ----------
     halo : int
         Context in pixels around each block for post-processing: objects up
-        to this size are labelled exactly as in memory.
+        to this size are labelled exactly as in memory. Z stacks with 3D
+        objects get the same physical distance in planes above and below
+        each slab (``voxel_size``).
     block_size : int, (int, int) or None
         Output chunk edge; None: the input's Y/X chunks (or ~1024 px when
         those are very small or very large).

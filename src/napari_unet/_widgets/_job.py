@@ -75,11 +75,19 @@ def finish(job: Job, outcome) -> RunResult:
             from ..postprocess import compact_labels
 
             patch = compact_labels(compose(labels, job.existing, job.region, job.edits,
-                                           job.params["mode"]))
+                                           job.params["mode"], volume_axis(job.params)))
         return RunResult(job, labels=labels, patch=patch, probs=value.probs, info=value.info,
                          stats=value.stats, timings=outcome.timings)
     except Exception as err:  # noqa: BLE001 - reported by the dock, never lost
         return RunResult(job, error=err, timings=outcome.timings)
+
+
+def volume_axis(params: dict) -> int | None:
+    """The Z axis of a run's labels when they are 3D objects, else None."""
+    axes = params.get("axes") or ""
+    if "Z" not in axes or params.get("instances", "3d") == "2d" or params["mode"] != "instance":
+        return None
+    return axes.index("Z")
 
 
 def offset_patches(labels: list, existing: np.ndarray, params: dict, whole: bool) -> list:

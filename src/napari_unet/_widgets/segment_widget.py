@@ -78,6 +78,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         self._relabel_timer.timeout.connect(self._relabel)
         for w in labelling:
             w.changed.connect(lambda *_: self._relabel_timer.start())
+        self.axes.changed.connect(lambda *_: options.update_stack_controls(self))
         self.image.changed.connect(self._on_image)
         self.channel_axis.changed.connect(self._update_channels)
         self.model.changed.connect(self._on_model)
@@ -166,6 +167,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
     def _update_channels(self, *args):
         layer = self.image.value
         axis = self.channel_axis.value
+        options.update_stack_controls(self)
         self.channels.reset_choices()
         self.channels.visible = (layer is not None
                                  and _layers.data_channel_axis(layer, axis) is not None)
