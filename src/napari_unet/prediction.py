@@ -215,8 +215,8 @@ def predict_probabilities(
         Which axis is which, and which channels feed the model; see
         :func:`prepare_image`.
     settings : PredictionSettings, optional
-        Tiling, batching and normalization (defaults: the model's tile and
-        percentiles, 32 px overlap, batches of 16).
+        Tiling, batching, normalization and precision (defaults: 256 px windows,
+        32 px overlap, batches of 4, the model's percentiles, precision "auto").
     info : ModelInfo, optional
         Metadata of ``model`` when it is passed as a Keras object.
     progress : callable, optional
