@@ -214,6 +214,12 @@ def test_saved_model_bundle_import(tiny_package, tiny_model, tmp_path):
                                atol=1e-5)
     with pytest.raises(ModelFileError, match="SavedModel weights"):
         export_bioimageio(package, tmp_path / "again.zip")
+    # Frozen weights: training refuses them instead of "fine-tuning" nothing.
+    from napari_unet.training import train
+
+    with pytest.raises(ModelFileError, match="cannot be fine-tuned"):
+        train([crop], [(crop > np.median(crop)).astype(np.int32)], model=package, epochs=1,
+              steps_per_epoch=1, patch_size=32, val_fraction=0)
 
 
 def _h5_package(tiny_package, model, tmp_path, name):

@@ -28,10 +28,10 @@ def input_section(dock) -> list:
 
 
 def model_section(dock) -> list:
-    """The model list and a one-line summary of the chosen model."""
+    """The model list, a one-line summary of the chosen model, and its export."""
     dock.model = ComboBox(label="model", choices=lambda w: dock.registry.choices())
     dock.model_info = Label(label="")
-    return [dock.model, dock.model_info]
+    return [dock.model, dock.model_info, dock.bioimageio.button]
 
 
 def labelling_section(dock) -> list:

@@ -26,6 +26,7 @@ from ..worker.protocol import WarmUp
 from . import _job, _layers, _models, _notify, _worker
 from . import _segment_options as options
 from ._base import DockWidget
+from ._bioimageio import BioimageioExport
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import DockProgress, RunState
 from ._results import Result
@@ -58,6 +59,9 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         # Started (in the background) by the first dock; shared with later ones.
         self.client = _worker.client("segment")
 
+        # Qt helpers are children of the widget, so they die with it.
+        self._inbox = _worker.Inbox(self.native)
+        self.bioimageio = BioimageioExport(self, self.client, self._inbox, self._export_model)
         self.progress = DockProgress()
         self.status = Label(label="", value="")
         model = options.model_section(self)  # First: the channel choices depend on it.
@@ -67,8 +71,6 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
                      *options.result_section(self), *options.run_section(self),
                      self.progress.widget, self.status])
 
-        # Qt helpers are children of the widget, so they die with it.
-        self._inbox = _worker.Inbox(self.native)
         # Settings changes re-label from the cache after a short pause.
         self._relabel_timer = QTimer(self.native)
         self._relabel_timer.setSingleShot(True)
@@ -217,7 +219,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         return _models.ask_model_file(self.native, "Load a U-Net model")
 
     def load_model_file(self, path) -> bool:
-        """Select a ``.keras`` model file and remember it as recently used."""
+        """Select a ``.keras`` model file or a bioimage.io package; remember it as recent."""
         try:
             self.model.value = self.registry.adopt(path)
         except Exception as err:  # noqa: BLE001
@@ -225,6 +227,13 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
             self.model.value = self._model_value
             return False
         return True
+
+    def _export_model(self) -> str:
+        """The model file "Export to bioimage.io…" writes (raises ValueError if none)."""
+        if self.model.value in (None, LOAD_ENTRY):
+            raise ValueError("choose a model first.")
+        self.registry.info(self.model.value)  # A clear error for a missing file.
+        return self.model.value
 
     def _params(self) -> dict:
         return options.labelling_params(self)

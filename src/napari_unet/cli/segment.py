@@ -19,6 +19,7 @@ from ._common import (
     positive_int,
     probability,
     show_progress,
+    voxel_size,
 )
 
 
@@ -45,6 +46,12 @@ def add_parser(sub) -> None:
     seg.add_argument("--axes", type=axes_letters,
                      help="axes of the input, e.g. YX, ZYX, TYX, YXC, TZCYX")
     seg.add_argument("--channel", type=channels, help="channel index, comma list, or 'mean'")
+    seg.add_argument("--instances", choices=("3d", "stitch", "2d"), default="3d",
+                     help="Z stacks: one object per nucleus through Z by a 3D watershed "
+                          "(3d, default), 2D objects linked plane to plane by IoU (stitch), "
+                          "or independent objects per plane (2d); T frames are never linked")
+    seg.add_argument("--voxel-size", type=voxel_size, metavar="Z,Y,X",
+                     help="voxel size for 3D instances (default: the file's calibration)")
     seg.add_argument("--semantic", action="store_true", help="write a 0/1 mask")
     seg.add_argument("--scheduler", metavar="ADDRESS",
                      help="dask.distributed scheduler address (zarr inputs)")
@@ -119,6 +126,14 @@ def file_axes(letters: str, ndim: int) -> str | None:
         return None
 
 
+def file_voxel_size(axes: str, scale) -> tuple | None:
+    """The file's ``(Z, Y, X)`` calibration for a stack with a Z axis, else None."""
+    if scale is None or "Z" not in axes or len(scale) != len(axes):
+        return None
+    size = tuple(float(scale[axes.index(a)]) for a in "ZYX")
+    return size if min(size) > 0 else None
+
+
 def read_input(path: Path):
     """``(array, axes or None, scale or None, unit or None)``; zarr stays lazy."""
     if is_zarr(path):
@@ -182,6 +197,8 @@ def run(args) -> int:
         data, axes, scale, unit = read_input(path)
         axes = resolved_axes(path, data, args.axes, axes)
         options = dict(info=info, axes=axes, channels=args.channel,
+                       instances=args.instances,
+                       voxel_size=args.voxel_size or file_voxel_size(axes, scale),
                        mode="semantic" if args.semantic else "instance",
                        threshold=args.threshold, min_size=args.min_size,
                        tile_size=args.tile_size, overlap=args.overlap,

@@ -25,6 +25,12 @@ How it works
    pairs). A last pass maps each ``(block, local id)`` to sequential ids,
    chunk by chunk.
 
+**Z stacks** (3D instances, ``instances='3d'``): whole planes are predicted
+once each and labelled in 3D slab by slab along Z (the input's Z chunk plus
+``halo`` planes above and below), with the same complete-object naming and
+face merging across slab faces; see :mod:`napari_unet.largescale.volume`.
+Memory holds one slab and its halo, whatever the number of planes.
+
 :func:`segment_zarr` stores the per-block labels in the output zarr and then
 rewrites each chunk with the merged ids, so memory stays at a few blocks
 whatever the image size. :func:`segment_dask` builds the same graph lazily.
@@ -79,8 +85,9 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
         keras_model, file_info = model, ModelInfo.from_model(model)
         ref = ModelRef(None, model, in_memory=True)
     info = info or file_info
-    data = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
-                         channel_axis=channel_axis, channels=channels).data
+    prep = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
+                         channel_axis=channel_axis, channels=channels)
+    data = prep.data
     prediction = settings["prediction"].resolved(info)
     labelling = settings["labelling"].resolved(info)
     blocks = settings["blocks"]
@@ -94,7 +101,10 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
     else:
         block = blocks.block_size
     block = tuple(min(b, n) for b, n in zip(block, shape[-2:], strict=True))
-    plan = Plan(ref, info, shape, block, multiple, prediction, labelling, blocks)
+    plan = Plan(ref, info, shape, block, multiple, prediction, labelling, blocks, prep.axes)
+    if plan.volumes and labelling.instances == "stitch":
+        raise ValueError("instances='stitch' is not available out of core; use '3d' "
+                         "(3D watershed) or '2d'")
     return plan, Source(data)
 
 
@@ -154,6 +164,10 @@ def segment_dask(array, model=None, *, info=None, axes=None, channel_axis=None, 
                              caller="segment_dask()")
     plan, src = _plan(array, model, info, axes=axes, channel_axis=channel_axis,
                       channels=channels, settings=settings)
+    if plan.volumes:
+        raise ValueError("segment_dask labels planes; 3D instances of a Z stack out of core are "
+                         "written by segment_zarr (or pass instances='2d', or axes with T "
+                         "instead of Z)")
     normalize, mode = plan.prediction.normalize, plan.labelling.mode
     lead = plan.shape[:-2]
     ranges = dask.delayed(np.reshape)(
@@ -229,6 +243,9 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
     plan, src = _plan(input, model, info, axes=axes, channel_axis=channel_axis,
                       channels=channels, settings=settings)
     mode = plan.labelling.mode
+    if plan.volumes and (client is not None or scheduler is not None):
+        raise ValueError("3D instances run slab by slab on this machine, not on a dask "
+                         "cluster; drop the scheduler or pass instances='2d'")
     if (client is not None or scheduler is not None) and plan.model.in_memory:
         raise ValueError("a distributed run needs the model as a .keras path, not an object")
     own_client = None
@@ -238,7 +255,14 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
                cancel=cancel)
     try:
         with atomic_folder(output, overwrite=overwrite) as tmp:
-            n = _write_labels(plan, src, tmp, run)
+            if plan.volumes:
+                from .volume import write_volume_labels
+
+                slab = int(src.array.chunksize[plan.axes.index("Z")])
+                n = write_volume_labels(plan, src, tmp, slab=slab, progress=progress,
+                                        cancel=cancel)
+            else:
+                n = _write_labels(plan, src, tmp, run)
             zarr.open_array(str(tmp), mode="r+").attrs.update({"napari_unet": {
                 "source": str(input) if isinstance(input, (str, os.PathLike)) else None,
                 "model": plan.info.name, "mode": mode, "n_objects": n,

@@ -64,6 +64,13 @@ class Plan:
     prediction: PredictionSettings
     labelling: LabelSettings
     blocks: BlockSettings
+    axes: str = ""  # spatial letters of ``shape``, e.g. "ZYX"
+
+    @property
+    def volumes(self) -> bool:
+        """Labels are 3D objects along Z (written slab by slab, see volume.py)."""
+        return ("Z" in self.axes and self.labelling.mode == "instance"
+                and self.labelling.instances != "2d")
 
     @property
     def dtype(self):

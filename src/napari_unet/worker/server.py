@@ -29,6 +29,7 @@ from ..cancel import Cancelled, check_cancelled
 from ..model_io import load_model_cached
 from . import shm
 from .protocol import (
+    BioimageioRequest,
     RelabelRequest,
     Reply,
     Request,
@@ -243,24 +244,34 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
     from ..training import loop
     from ..training.data import read_dataset
 
-    images, labels, parts = [], [], []
+    images, labels, counted, parts = [], [], [], []
     for folder in req.folders:
         data = read_dataset(folder)  # channels, if any, come out last
         images += [img if data.channel_axis is not None else img[..., None]
                    for img in data.images]
         labels += data.labels
+        counted += data.counted  # sparse annotation: only these pixels count
         parts.append(f"{Path(folder).name} ({len(data.images)} pairs)")
     for img, axis, labs, name in req.pairs:
         img = np.asarray(img)
         images.append(img[..., None] if axis is None else np.moveaxis(img, axis, -1))
         labels.append(np.asarray(labs))
+        counted.append(None)
         parts.append(f"layers {name}")
-    result = loop.train(images, labels, channel_axis=-1, model=req.model,
+    result = loop.train(images, labels, channel_axis=-1, model=req.model, counted=counted,
                         data_description="napari: " + "; ".join(parts),
                         progress=event, cancel=cancel, **req.settings)
     return TrainSummary(result.path, list(result.history), result.best_score,
                         result.best_epoch, result.stopped)
 
 
+def export_package(req: BioimageioRequest, **_) -> Path:
+    """Write a bioimage.io package of a model file (never overwriting one)."""
+    from ..bioimageio import export_bioimageio
+
+    return export_bioimageio(req.model, req.path, overwrite=False, name=req.name,
+                             authors=req.authors, saved_model=req.saved_model)
+
+
 HANDLERS = {"warm": warm_up, "segment": segment, "store": segment_store,
-            "relabel": relabel_patches, "train": train}
+            "relabel": relabel_patches, "train": train, "bioimageio": export_package}
