@@ -71,7 +71,8 @@ class _PlaneCache:
                 lo, hi = plane_range(plane, *pred.percentiles)
             self.planes[z] = predict_plane(
                 plane, self.model, lo=lo, hi=hi, tile_size=pred.tile_size,
-                overlap=pred.overlap, batch_size=pred.batch_size, multiple=self.plan.multiple)
+                overlap=pred.overlap, batch_size=pred.batch_size, multiple=self.plan.multiple,
+                precision=pred.precision)
         return self.planes[z]
 
     def forget_below(self, z: int) -> None:
