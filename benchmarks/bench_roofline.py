@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     size = 1024 if args.quick else 2048
     image = nuclei_image(size)
-    settings = PredictionSettings().resolved(info)
+    settings = PredictionSettings().resolved(info, image.shape)
     prec = engine.resolve_precision(settings.precision)
     stride = settings.tile_size - settings.overlap
     t = best_of(lambda: nu.segment(image, model, info=info), max(1, repeat // 2))

@@ -242,9 +242,9 @@ def predict_probabilities(
     n_in, n_out = model_channels(model)
     prep = prepare_image(image, n_in, axes=axes, channel_axis=channel_axis, channels=channels,
                          rgb=rgb)
-    settings = settings.resolved(info)
-    precision = engine.resolve_precision(settings.precision)
     multiple = 2 ** model_depth(model)
+    settings = settings.resolved(info, prep.spatial_shape[-2:], multiple)
+    precision = engine.resolve_precision(settings.precision)
     check_tiling(settings.tile_size, settings.overlap, multiple)
     low, high = settings.percentiles
 
