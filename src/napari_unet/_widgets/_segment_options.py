@@ -11,6 +11,7 @@ from __future__ import annotations
 from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
 
 from . import _layers
+from ._review import ReviewPanel
 
 OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
 
@@ -67,3 +68,9 @@ def run_section(dock) -> list:
     dock.run_button = PushButton(text="Run")
     dock.cancel_button = PushButton(text="Cancel", enabled=False)
     return [dock.run_button, dock.cancel_button]
+
+
+def review_section(dock) -> list:
+    """The review panel: the result's objects by confidence (see :mod:`._review`)."""
+    dock.review = ReviewPanel(dock._viewer)
+    return dock.review.widgets
