@@ -64,7 +64,8 @@ def test_defaults_come_from_model_metadata():
 def test_instance_ids_are_unique_across_a_stack():
     gt = two_touching_discs()
     stack = np.stack([gt > 0, gt > 0, np.zeros_like(gt, bool), gt > 0]).astype(np.float32)
-    labels = nu.probabilities_to_labels(stack[None], outputs=["foreground"], min_size=10)
+    labels = nu.probabilities_to_labels(stack[None], axes="TYX", outputs=["foreground"],
+                                        min_size=10)
     assert labels.shape == stack.shape
     per_plane = [set(np.unique(p)) - {0} for p in labels]
     assert [len(s) for s in per_plane] == [2, 2, 0, 2]
@@ -88,7 +89,7 @@ def test_stack_post_processing_can_be_cancelled_between_planes():
 
     probs = np.zeros((1, 3, 32, 32), np.float32)
     probs[0, :, 8:20, 8:20] = 0.9
-    assert probabilities_to_labels(probs, cancel=threading.Event()).max() == 3
+    assert probabilities_to_labels(probs, axes="TYX", cancel=threading.Event()).max() == 3
     checks = []
 
     def cancel():  # set once the first plane is done
@@ -96,5 +97,5 @@ def test_stack_post_processing_can_be_cancelled_between_planes():
         return len(checks) > 1
 
     with pytest.raises(Cancelled):
-        probabilities_to_labels(probs, cancel=cancel)
+        probabilities_to_labels(probs, axes="TYX", cancel=cancel)
     assert len(checks) == 2

@@ -34,6 +34,7 @@ from .settings import LabelSettings, split_options
 def probabilities_to_labels(
     probs: np.ndarray,
     *,
+    axes: str | None = None,
     info: ModelInfo | None = None,
     outputs: Sequence[str] | None = None,
     settings: LabelSettings | None = None,
@@ -46,6 +47,11 @@ def probabilities_to_labels(
     ----------
     probs : ndarray, shape ``(C,) + spatial`` (or a 2D foreground map)
         Output of :func:`~napari_unet.predict_probabilities`.
+    axes : str, optional
+        Letters of the spatial axes (``"ZYX"``, ``"TYX"``, ``"TZYX"``...);
+        default: 2D ``YX``, 3D ``ZYX``, 4D ``TZYX``. Along ``Z`` objects
+        are 3D (``settings.instances``); ``T`` frames are always labelled
+        independently.
     info : ModelInfo, optional
         Supplies output names and default thresholds / minimum size.
     outputs : list of str, optional
@@ -95,6 +101,9 @@ def probabilities_to_labels(
 
     if len(spatial) == 2:
         return plane(())
+    letters = _spatial_letters(axes, len(spatial))
+    if "Z" in letters and settings.mode == "instance" and settings.instances != "2d":
+        return _label_volumes(fg_prob, bnd_prob, letters, settings, cancel)
     out = np.zeros(spatial, dtype=dtype)
     offset = 0
     for index in np.ndindex(*spatial[:-2]):
@@ -103,6 +112,39 @@ def probabilities_to_labels(
         labels = plane(index)
         if settings.mode == "instance":
             offset = offset_ids(labels, offset)
+        out[index] = labels
+    return out
+
+
+def _spatial_letters(axes, ndim: int) -> str:
+    from .axes import Axes, default_axes, resolve_axes
+
+    if axes is None:
+        return default_axes(ndim)
+    letters = axes.spatial if isinstance(axes, Axes) else str(axes).upper()
+    letters = resolve_axes(ndim, letters, announce=False).letters
+    if "C" in letters:
+        raise ValueError(f"axes {letters!r}: probabilities have no channel axis")
+    return letters
+
+
+def _label_volumes(fg_prob, bnd_prob, letters, settings, cancel) -> np.ndarray:
+    """3D labels of each Z volume (one per T frame), ids unique over all."""
+    from .instances3d import label_volume
+
+    method = "stitch" if settings.instances == "stitch" else "watershed"
+    z = letters.index("Z")
+    others = [n for i, n in enumerate(fg_prob.shape[:-2]) if i != z]
+    out = np.zeros(fg_prob.shape, dtype=np.int32)
+    offset = 0
+    for rest in np.ndindex(*others):
+        if is_cancelled(cancel):
+            raise Cancelled("Post-processing cancelled")
+        index = rest[:z] + (slice(None),) + rest[z:]
+        labels = label_volume(fg_prob[index], None if bnd_prob is None else bnd_prob[index],
+                              settings, voxel_size=settings.voxel_size, method=method,
+                              plane_labeller=lambda f, b: _label_plane(f, b, settings))
+        offset = offset_ids(labels, offset)
         out[index] = labels
     return out
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import engine
 from .axes import Axes, resolve_axes
 from .model_io import ModelInfo, resolve_model
 from .normalize import check_dtype, percentile_range
@@ -242,6 +243,7 @@ def predict_probabilities(
     prep = prepare_image(image, n_in, axes=axes, channel_axis=channel_axis, channels=channels,
                          rgb=rgb)
     settings = settings.resolved(info)
+    precision = engine.resolve_precision(settings.precision)
     multiple = 2 ** model_depth(model)
     check_tiling(settings.tile_size, settings.overlap, multiple)
     low, high = settings.percentiles
@@ -273,6 +275,6 @@ def predict_probabilities(
             lo, hi = plane_range(plane, low, high)
         predict_plane(plane, model, lo=lo, hi=hi, tile_size=settings.tile_size,
                       overlap=settings.overlap, batch_size=settings.batch_size,
-                      multiple=multiple, progress=step, cancel=cancel,
+                      multiple=multiple, precision=precision, progress=step, cancel=cancel,
                       out=out[(slice(None),) + index])
     return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from qtpy.QtCore import QTimer
 
 from ..scope import Scope, whole_scope
+from ..settings import PredictionSettings
 from ..worker.protocol import SegmentRequest, StoreRequest
 from ..worker.shm import Slice
 from . import _job, _largescale, _layers, _notify, _review_data
@@ -23,7 +24,7 @@ from ._progress import RunState
 from ._results import write_run_result
 
 #: Tiles per network call: small batches keep progress and cancel prompt.
-BATCH_SIZE = 8
+BATCH_SIZE = PredictionSettings().batch_size
 
 
 class UserError(Exception):

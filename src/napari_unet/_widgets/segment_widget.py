@@ -22,6 +22,7 @@ from magicgui.widgets import Label
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 
+from ..settings import PredictionSettings
 from ..worker.protocol import WarmUp
 from . import _job, _layers, _models, _notify, _worker
 from . import _segment_options as options
@@ -204,7 +205,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
                                      f"channels ({', '.join(info.outputs)})")
             self.threshold.value = float(info.thresholds.get("foreground", 0.5))
             self.min_size.value = int(info.min_size)
-            self.tile_size.value = int(info.tile_size)
+            self.tile_size.value = PredictionSettings().resolved(info).tile_size
             self._relabel_timer.stop()  # A model's defaults must not re-label old results.
         else:
             self.model_info.value = "no napari-unet metadata"

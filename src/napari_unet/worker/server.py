@@ -184,7 +184,7 @@ def warm_up(req: WarmUp, **_):
 
     model, info = load_model_cached(req.model_path)
     run_model(model, np.zeros((req.batch_size, req.tile_size, req.tile_size,
-                               info.in_channels), np.float32))
+                               info.in_channels), np.float32), "auto")  # as segment runs
     return info
 
 
@@ -244,19 +244,21 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
     from ..training import loop
     from ..training.data import read_dataset
 
-    images, labels, parts = [], [], []
+    images, labels, counted, parts = [], [], [], []
     for folder in req.folders:
         data = read_dataset(folder)  # channels, if any, come out last
         images += [img if data.channel_axis is not None else img[..., None]
                    for img in data.images]
         labels += data.labels
+        counted += data.counted  # sparse annotation: only these pixels count
         parts.append(f"{Path(folder).name} ({len(data.images)} pairs)")
     for img, axis, labs, name in req.pairs:
         img = np.asarray(img)
         images.append(img[..., None] if axis is None else np.moveaxis(img, axis, -1))
         labels.append(np.asarray(labs))
+        counted.append(None)
         parts.append(f"layers {name}")
-    result = loop.train(images, labels, channel_axis=-1, model=req.model,
+    result = loop.train(images, labels, channel_axis=-1, model=req.model, counted=counted,
                         data_description="napari: " + "; ".join(parts),
                         progress=event, cancel=cancel, **req.settings)
     return TrainSummary(result.path, list(result.history), result.best_score,
