@@ -149,6 +149,7 @@ def test_dock_fills_the_review_after_runs_and_relabels(make_napari_viewer, qtbot
     viewer.add_image(ndi.gaussian_filter(rng.random((96, 128)).astype(np.float32), 2),
                      name="nuclei")
     _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
+    assert len(widget.review.widget) == 0  # built with the first result, not when opening
     assert widget.load_model_file(model_files["tiny"])
     widget.tile_size.value, widget.overlap.value, widget.threshold.value = 64, 16, 0.55
     widget.run()
@@ -157,6 +158,7 @@ def test_dock_fills_the_review_after_runs_and_relabels(make_napari_viewer, qtbot
     layer = viewer.layers["nuclei labels"]
     ids = set(np.unique(layer.data)) - {0}
     assert ids and set(layer.features["index"]) == ids
+    qtbot.waitUntil(lambda: widget.review.result is not None, timeout=TIMEOUT)
     assert widget.review.result.layer is layer and len(widget.review.rows) == len(ids)
     confidences = [r[1] for r in widget.review.rows]
     assert confidences == sorted(confidences) and 0 <= min(confidences) <= max(confidences) <= 1

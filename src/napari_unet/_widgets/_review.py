@@ -42,7 +42,15 @@ class ReviewPanel:
         self.result = None
         self._rows: list[tuple[int, float, bool]] = []  # sorted (id, confidence, reviewed)
         self._saved_colormap = None  # (layer, colormap) while coloured by confidence
-        self.summary = Label(label="review", value="no result yet")
+        # Its controls are built with the first result: opening the dock
+        # (a blocking menu action) need not pay for a panel that has nothing to show.
+        self.widget = Container(labels=True)
+        self.widget.margins = (0, 0, 0, 0)
+        self.widgets = [self.widget]
+        self._built = False
+
+    def _build(self) -> None:
+        self.summary = Label(label="review", value="")
         self.objects = Select(label="objects", choices=self._choices)
         self.objects.native.setMaximumHeight(160)
         self.mark_button = PushButton(text="Mark reviewed")
@@ -51,21 +59,24 @@ class ReviewPanel:
         buttons = Container(widgets=[self.mark_button, self.next_button], layout="horizontal",
                             labels=False)
         buttons.margins = (0, 0, 0, 0)
-        self.widgets = [self.summary, self.objects, buttons, self.colour]
+        self.widget.extend([self.summary, self.objects, buttons, self.colour])
         self.objects.changed.connect(self._on_pick)
         self.mark_button.changed.connect(lambda *_: self.mark_reviewed())
         self.next_button.changed.connect(lambda *_: self.next_unreviewed())
         self.colour.changed.connect(lambda *_: self._apply_colours())
-        self.show(None)
+        self._built = True
 
     # ----------------------------------------------------------------- state
     def show(self, result) -> None:
         """Review ``result`` (None: nothing); refreshes the list from its layer."""
         if result is not self.result:
             self._restore_colours()
+        if result is not None and not self._built:
+            self._build()
         self.result = result
-        self._reload()
-        self._apply_colours()
+        if self._built:
+            self._reload()
+            self._apply_colours()
 
     def _reload(self) -> None:
         result = self.result
@@ -108,7 +119,7 @@ class ReviewPanel:
     def focus(self, label: int) -> None:
         """Centre and zoom on object ``label``, on its plane, and select its label."""
         result = self.result
-        if result is None:
+        if result is None or not self._built:
             return
         layer = result.layer
         box = result.boxes.get(int(label))
@@ -121,7 +132,7 @@ class ReviewPanel:
 
     def mark_reviewed(self, labels=None) -> None:
         """Mark ``labels`` (default: the selected objects) as reviewed."""
-        if self.result is None:
+        if self.result is None or not self._built:
             return
         labels = list(self.objects.value if labels is None else labels)
         if labels:
@@ -138,7 +149,7 @@ class ReviewPanel:
 
     # --------------------------------------------------------------- colours
     def _apply_colours(self) -> None:
-        if not self.colour.value or self.result is None or not self._rows:
+        if not self._built or not self.colour.value or self.result is None or not self._rows:
             self._restore_colours()
             return
         from napari.utils.colormaps import DirectLabelColormap

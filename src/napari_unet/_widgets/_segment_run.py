@@ -172,7 +172,8 @@ class SegmentRuns:
         if run is not self._run:
             return
         self._end_run()
-        self.review.show(layer_result)
+        # The review list (built with the first result) in its own event-loop turn.
+        QTimer.singleShot(1, lambda: self.review.show(layer_result))
         n = None
         if result.job.params["mode"] == "instance":
             n = result.stats.get("n_objects")

@@ -37,6 +37,9 @@ from ._segment_run import BATCH_SIZE, SegmentRuns
 if TYPE_CHECKING:
     import napari
 
+#: Delay before preloading what napari's first Labels layer imports (ms).
+PRELOAD_DELAY_MS = 250
+
 
 class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
     """Segment an Image layer with a U-Net into a Labels layer.
@@ -114,7 +117,9 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         self.status.value = "starting the worker (TensorFlow and the model)…"
         self.progress.busy()
         self.client.submit(request, on_done=self._inbox.wrap(lambda outcome: self._warm_done()))
-        _preload_for_labels()
+        # After the dock's first paint: the import thread holds the GIL, which
+        # the GUI thread needs to lay out and draw the new dock.
+        QTimer.singleShot(PRELOAD_DELAY_MS, _preload_for_labels)
 
     def _warm_done(self) -> None:
         if self._run is None and self.status.value.startswith("starting"):
