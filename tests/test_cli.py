@@ -238,7 +238,14 @@ def test_train_fine_tunes_the_shipped_model_unless_told_otherwise(tmp_path, caps
     assert_one_line_error(code, err, "model file not found")
     # Unset flags are left to train() (its defaults, or the preset's values).
     assert "epochs" not in train_calls[-1] and train_calls[-1]["preset"] is None
+    assert train_calls[-1]["counted"] == [None, None]  # whole images count
     assert len(train_calls) == 3
+    # A sparse pair's counted mask reaches train().
+    (ds / "counted").mkdir()
+    write_tiff_atomic(ds / "counted" / "1.tif", np.eye(64, dtype=np.uint8))
+    assert run(capsys, "train", ds, "-o", tmp_path / "e.keras")[0] == 0
+    first, second = train_calls[-1]["counted"]
+    assert first is None and np.array_equal(second, np.eye(64, dtype=bool))
 
 
 def test_train_quick_preset_with_overrides(tmp_path, capsys, model_file):

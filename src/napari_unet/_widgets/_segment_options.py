@@ -12,6 +12,7 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton,
 
 from ..settings import DEFAULT_WINDOW
 from . import _layers
+from ._review import ReviewPanel
 
 OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
 INSTANCES = [("3D: one per nucleus through Z", "3d"), ("2D: per plane", "2d"),
@@ -95,3 +96,9 @@ def run_section(dock) -> list:
     dock.run_button = PushButton(text="Run")
     dock.cancel_button = PushButton(text="Cancel", enabled=False)
     return [dock.run_button, dock.cancel_button]
+
+
+def review_section(dock) -> list:
+    """The review panel: the result's objects by confidence (see :mod:`._review`)."""
+    dock.review = ReviewPanel(dock._viewer)
+    return dock.review.widgets

@@ -89,10 +89,10 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
     prep = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
                          channel_axis=channel_axis, channels=channels)
     data = prep.data
-    prediction = settings["prediction"].resolved(info)
+    multiple = 2 ** model_depth(keras_model)
+    prediction = settings["prediction"].resolved(info, prep.spatial_shape[-2:], multiple)
     labelling = settings["labelling"].resolved(info)
     blocks = settings["blocks"]
-    multiple = 2 ** model_depth(keras_model)
     check_tiling(prediction.tile_size, prediction.overlap, multiple)
     shape = tuple(int(n) for n in data.shape[:-1])
     if blocks.block_size is None:
