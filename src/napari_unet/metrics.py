@@ -7,10 +7,11 @@ and a one-to-one assignment maximizing the total IoU is found with the
 Hungarian algorithm. A pair is a true positive when its IoU reaches the
 threshold.
 
-Stacks are matched plane by plane by default (the plugin segments 2D planes;
-its ids are unique over a stack but an object never spans two planes), or as
-N-D objects with ``per_plane=False``. Lists of images are pooled: counts and
-pixel overlaps are summed over all images before the scores are computed.
+Stacks are matched plane by plane by default (each plane's section of a 3D
+object counts as one object there), or as N-D objects with
+``per_plane=False`` (3D instances of a Z stack, ``napari-unet evaluate
+--3d``). Lists of images are pooled: counts and pixel overlaps are summed
+over all images before the scores are computed.
 """
 
 from __future__ import annotations

@@ -193,8 +193,8 @@ class LabelSettings:
     split_h : float
         Distance-transform seeding only: minimum depth, in pixels, of the
         saddle between two object centres for them to be split. 3D
-        instances use twice this depth, in units of the finest voxel edge
-        (measured on the 3D sample, ``benchmarks/bench_3d.py``).
+        instances use three times this depth, in units of the finest voxel
+        edge (measured on the 3D sample, ``benchmarks/bench_3d.py``).
     instances : {'3d', 'stitch', '2d'}
         For stacks with a Z axis (instance mode): ``'3d'`` one object per
         nucleus through Z by a 3D watershed (default, best measured);
