@@ -15,10 +15,11 @@ inside it. :func:`evaluate` also reports the mean F1 over IoU thresholds
 0.5, 0.55, ..., 0.9 (:data:`MEAN_F1_THRESHOLDS`), which rewards accurate
 outlines and not only detection.
 
-Stacks are matched plane by plane by default (the plugin segments 2D planes;
-its ids are unique over a stack but an object never spans two planes), or as
-N-D objects with ``per_plane=False``. Lists of images are pooled: counts and
-pixel overlaps are summed over all images before the scores are computed.
+Stacks are matched plane by plane by default (each plane's section of a 3D
+object counts as one object there), or as N-D objects with
+``per_plane=False`` (3D instances of a Z stack, ``napari-unet evaluate
+--3d``). Lists of images are pooled: counts and pixel overlaps are summed
+over all images before the scores are computed.
 """
 
 from __future__ import annotations

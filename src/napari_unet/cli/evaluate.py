@@ -14,6 +14,8 @@ def add_parser(sub) -> None:
     ev.add_argument("prediction", metavar="PRED")
     ev.add_argument("ground_truth", metavar="GT")
     ev.add_argument("--iou", type=iou_threshold, default=0.5, help="IoU threshold for a match")
+    ev.add_argument("--3d", dest="objects_3d", action="store_true",
+                    help="match stacks as 3D objects (default: plane by plane)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=run_evaluate)
 
@@ -46,7 +48,7 @@ def run_evaluate(args) -> int:
     if pred.shape != gt.shape:
         raise CLIError(f"shapes differ: {args.prediction} {pred.shape} vs "
                        f"{args.ground_truth} {gt.shape}")
-    scores = evaluate(pred, gt, iou_threshold=args.iou)
+    scores = evaluate(pred, gt, iou_threshold=args.iou, per_plane=not args.objects_3d)
     if args.json:
         print(json.dumps(scores, indent=2, default=float))
     else:
