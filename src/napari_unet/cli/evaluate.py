@@ -9,7 +9,8 @@ from ._common import CLIError, first_line, iou_threshold, is_zarr
 
 
 def add_parser(sub) -> None:
-    ev = sub.add_parser("evaluate", help="Dice and instance F1 of labels vs ground truth")
+    ev = sub.add_parser("evaluate", help="Dice, instance F1, merges and splits of labels "
+                                           "vs ground truth")
     ev.add_argument("prediction", metavar="PRED")
     ev.add_argument("ground_truth", metavar="GT")
     ev.add_argument("--iou", type=iou_threshold, default=0.5, help="IoU threshold for a match")
@@ -52,6 +53,8 @@ def run_evaluate(args) -> int:
         print(json.dumps(scores, indent=2, default=float))
     else:
         print(f"Dice {scores['dice']:.4f}  F1@{args.iou:g} {scores['f1']:.4f}  "
+              f"mean F1 (IoU 0.5-0.9) {scores['mean_f1']:.4f}  "
               f"precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
-              f"TP {scores['tp']} FP {scores['fp']} FN {scores['fn']}")
+              f"TP {scores['tp']} FP {scores['fp']} FN {scores['fn']}  "
+              f"merges {scores['merges']} splits {scores['splits']}")
     return 0
