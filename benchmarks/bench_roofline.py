@@ -71,9 +71,9 @@ def main(argv=None) -> int:
     from napari_unet.settings import PredictionSettings
 
     model, info, label = load_benchmark_model(args.model)
-    roof = {"float32": matmul_gflops("float32", repeat=repeat)}
+    roof = {"float32": matmul_gflops("float32", repeat=4 * repeat)}
     bf16_native = engine.cpu_has_bf16() or engine.gpu_available()
-    roof["bfloat16"] = matmul_gflops("bfloat16", repeat=repeat)
+    roof["bfloat16"] = matmul_gflops("bfloat16", repeat=4 * repeat)
     fpp = flops_per_pixel(model)
     print(f"device {engine.device_name()}; CPU bf16 units: {engine.cpu_has_bf16()}")
     print(f"matmul roof: float32 {roof['float32']:6.0f} GFLOP/s, "
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     size = 1024 if args.quick else 2048
     image = nuclei_image(size)
-    settings = PredictionSettings().resolved(info)
+    settings = PredictionSettings().resolved(info, image.shape)
     prec = engine.resolve_precision(settings.precision)
     stride = settings.tile_size - settings.overlap
     t = best_of(lambda: nu.segment(image, model, info=info), max(1, repeat // 2))

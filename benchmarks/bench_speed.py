@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     model, info, label = load_benchmark_model(args.model)
     image = nuclei_image(args.size)
     mpx = image.size / 1e6
-    defaults = PredictionSettings().resolved(info)
+    defaults = PredictionSettings().resolved(info, image.shape)
     precision = engine.resolve_precision(defaults.precision)
     print(f"model: {label}; image {image.shape} {image.dtype}; device {engine.device_name()}; "
           f"segment defaults: window {defaults.tile_size}, overlap {defaults.overlap}, "

@@ -12,11 +12,13 @@ With the shipped model and ``segment``'s defaults, on real-looking nuclei
 * 3D: ``segment`` on a ``Z x 512 x 512`` stack (ZYX, plane by plane);
 * out of core: ``segment_zarr`` from a ``--zarr-size`` square uint16 zarr
   (1024 px chunks, written chunk by chunk) to a labels zarr, in a fresh
-  process whose peak resident memory is sampled every 5 ms.
+  process whose peak resident memory is sampled every 5 ms; the same
+  process then times ``segment`` in memory on a 2048^2 part of it.
 
 Targets (issue 14), one ``PASS``/``FAIL`` line each: 2D >= 1.0 Mpx/s;
-out-of-core throughput within 1.2x of the 2D in-memory figure; its peak
-resident memory (whole process, TensorFlow included) <= 1 GiB.
+out-of-core throughput within 1.2x of in-memory (measured in the same
+process); its peak resident memory (whole process, TensorFlow included)
+<= 1 GiB.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ def write_sample_zarr(path: Path, size: int, chunk: int = 1024) -> None:
 
 
 def zarr_child(path: str, out: str) -> None:
-    """In a fresh process: segment_zarr with peak RSS; prints one JSON line."""
+    """In a fresh process: segment_zarr with peak RSS, then in-memory
+    ``segment`` on a 2048^2 part of the same image (same process, same load)
+    for the ratio; prints one JSON line."""
     import dask.array  # noqa: F401 - imported before timing, like TensorFlow
-    import zarr  # noqa: F401
+    import zarr
 
     import napari_unet as nu
 
@@ -60,8 +64,13 @@ def zarr_child(path: str, out: str) -> None:
         t0 = time.perf_counter()
         labels = nu.segment_zarr(path, out, model, info=info, quiet=True)
         seconds = time.perf_counter() - t0
+    part = zarr.open_array(path, mode="r")[:2048, :2048]
+    t0 = time.perf_counter()
+    nu.segment(part, model, info=info)
+    in_memory = part.size / (time.perf_counter() - t0) / 1e6
     print(json.dumps({"seconds": seconds, "peak_mb": rss.peak / 2**20,
-                      "extra_mb": rss.extra_mb, "objects": int(labels.attrs["n_objects"])}))
+                      "extra_mb": rss.extra_mb, "objects": int(labels.attrs["n_objects"]),
+                      "in_memory_mpx_s": in_memory}))
 
 
 def main(argv=None) -> int:
@@ -109,15 +118,17 @@ def main(argv=None) -> int:
                               check=True, capture_output=True, text=True)
         res = json.loads(done.stdout.strip().splitlines()[-1])
     rz = args.zarr_size**2 / res["seconds"] / 1e6
+    rm = res["in_memory_mpx_s"]
     print(f"zarr out of core {args.zarr_size}^2: {rz:.2f} Mpx/s ({res['seconds']:.1f} s, "
-          f"{res['objects']} objects); peak RSS {res['peak_mb']:.0f} MB "
-          f"({res['extra_mb']:.0f} MB above the loaded model)")
+          f"{res['objects']} objects); in memory, same process, right after: {rm:.2f} Mpx/s; "
+          f"peak RSS {res['peak_mb']:.0f} MB ({res['extra_mb']:.0f} MB above the loaded model)")
     lines = [
         verdict(r2d >= 1.0, f"2D {r2d:.2f} Mpx/s (target >= 1.0)"),
-        verdict(r2d / rz <= 1.2, f"out of core {rz:.2f} Mpx/s = in-memory / {r2d / rz:.2f} "
-                                 "(target within 1.2x)"),
+        verdict(rm / rz <= 1.2, f"out of core {rz:.2f} Mpx/s = in-memory / {rm / rz:.2f} "
+                                "(target within 1.2x)"),
         verdict(res["peak_mb"] <= 1024,
-                f"out-of-core peak RSS {res['peak_mb']:.0f} MB (target <= 1024 MB)"),
+                f"out-of-core peak RSS {res['peak_mb']:.0f} MB, whole process with TensorFlow "
+                "(target <= 1024 MB)"),
     ]
     print("(timings on a shared machine are noisy)")
     return 0 if all(line.startswith("PASS") for line in lines) else 1

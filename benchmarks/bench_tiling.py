@@ -132,7 +132,7 @@ def main():
           f"{image.dtype}")
     if args.sweep:
         return sweep(image[:1024, :1024], model, info, args.repeat)
-    defaults = PredictionSettings().resolved(info)
+    defaults = PredictionSettings().resolved(info, image.shape)
     precision = engine.resolve_precision(defaults.precision)
     # Warm up every path once so that tracing is not timed.
     nu.segment(image, model, info=info)

@@ -215,8 +215,8 @@ def predict_probabilities(
         Which axis is which, and which channels feed the model; see
         :func:`prepare_image`.
     settings : PredictionSettings, optional
-        Tiling, batching and normalization (defaults: the model's tile and
-        percentiles, 32 px overlap, batches of 16).
+        Tiling, batching, normalization and precision (defaults: 256 px windows,
+        32 px overlap, batches of 4, the model's percentiles, precision "auto").
     info : ModelInfo, optional
         Metadata of ``model`` when it is passed as a Keras object.
     progress : callable, optional
@@ -242,9 +242,9 @@ def predict_probabilities(
     n_in, n_out = model_channels(model)
     prep = prepare_image(image, n_in, axes=axes, channel_axis=channel_axis, channels=channels,
                          rgb=rgb)
-    settings = settings.resolved(info)
-    precision = engine.resolve_precision(settings.precision)
     multiple = 2 ** model_depth(model)
+    settings = settings.resolved(info, prep.spatial_shape[-2:], multiple)
+    precision = engine.resolve_precision(settings.precision)
     check_tiling(settings.tile_size, settings.overlap, multiple)
     low, high = settings.percentiles
 

@@ -133,15 +133,43 @@ class PredictionSettings:
                    f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
             object.__setattr__(self, "percentiles", (low, high))
 
-    def resolved(self, info) -> PredictionSettings:
-        """A copy with the model's tile size and percentiles filled in."""
+    def resolved(self, info, shape=None, multiple: int = 16) -> PredictionSettings:
+        """A copy with the model's tile size and percentiles filled in.
+
+        With the plane ``shape`` (Y, X) and the model's down-sampling
+        ``multiple``, an unset ``tile_size`` is fitted to the plane (see
+        :func:`fit_window`): a 512 px plane gets three 192 px windows, not
+        three 256 px ones that would compute 2.25x its pixels.
+        """
         tile = self.tile_size or max(DEFAULT_WINDOW, int(info.tile_size))
+        if self.tile_size is None and shape is not None:
+            tile = fit_window(shape, tile, self.overlap, multiple)
         settings = replace(self, tile_size=int(tile),
                            percentiles=self.percentiles or info.percentiles)
         _check(settings.overlap < settings.tile_size,
                f"overlap ({settings.overlap}) must be smaller than tile_size "
                f"({settings.tile_size})")
         return settings
+
+
+def fit_window(shape, max_tile: int, overlap: int, multiple: int = 16) -> int:
+    """The smallest square window that covers a plane of ``shape`` with as
+    few windows as ``max_tile`` px windows would need.
+
+    Per axis of length ``n``: ``k = ceil((n - overlap) / (max_tile - overlap))``
+    windows, each stride rounded up to ``multiple``; the larger axis decides.
+    Returns ``max_tile`` unchanged when the settings do not fit the model's
+    grid (``check_tiling`` then reports them).
+    """
+    stride = max_tile - overlap
+    if stride <= 0 or stride % multiple or overlap % multiple:
+        return max_tile
+    best = overlap + multiple
+    for n in shape:
+        k = max(1, -(-(int(n) - overlap) // stride))
+        need = -(-(int(n) - overlap) // k)
+        best = max(best, -(-need // multiple) * multiple + overlap)
+    return min(max_tile, best)
 
 
 @dataclass(frozen=True)
@@ -163,10 +191,11 @@ class LabelSettings:
     split : bool
         Split touching objects with a watershed (instance mode).
     split_h : float
-        Distance-transform seeding only: minimum depth, in pixels, of the
+        Distance-transform seeding (single-output models, and the shape
+        prior of distance models): minimum depth, in pixels, of the
         saddle between two object centres for them to be split. 3D
-        instances use twice this depth, in units of the finest voxel edge
-        (measured on the 3D sample, ``benchmarks/bench_3d.py``).
+        instances use three times this depth, in units of the finest voxel
+        edge (measured on the 3D sample, ``benchmarks/bench_3d.py``).
     instances : {'3d', 'stitch', '2d'}
         For stacks with a Z axis (instance mode): ``'3d'`` one object per
         nucleus through Z by a 3D watershed (default, best measured);
@@ -183,6 +212,15 @@ class LabelSettings:
         3D instances: objects smaller than this many cubes of the finest
         voxel edge are removed (fragments are merged into their neighbour);
         None: 64 x ``min_size``.
+    distance_threshold : float or None
+        Models with a ``"distance"`` output: learned distance above which a
+        pixel belongs to a nucleus core (a watershed marker); None: the
+        model's.
+    merge_ratio : float
+        Models with a ``"distance"`` output: two split pieces are merged
+        back when the saddle between them is higher than this fraction of
+        the lower of their peaks (see :mod:`napari_unet.splitting`); lower
+        values split less.
     """
 
     mode: str = "instance"
@@ -196,11 +234,13 @@ class LabelSettings:
     voxel_size: tuple[float, float, float] | None = None
     stitch_threshold: float = 0.3
     min_volume: int | None = None
+    distance_threshold: float | None = None
+    merge_ratio: float = 0.6
 
     def __post_init__(self):
         _check(self.mode in ("instance", "semantic"),
                f"mode must be 'instance' or 'semantic', got {self.mode!r}")
-        for name in ("threshold", "boundary_threshold"):
+        for name in ("threshold", "boundary_threshold", "distance_threshold"):
             value = getattr(self, name)
             if value is not None:
                 _check(isinstance(value, (int, float)) and 0 < float(value) < 1,
@@ -220,6 +260,8 @@ class LabelSettings:
         if self.min_volume is not None:
             _check(_is_int(self.min_volume) and self.min_volume >= 0,
                    f"min_volume must be an integer >= 0, got {self.min_volume!r}")
+        _check(isinstance(self.merge_ratio, (int, float)) and 0 < self.merge_ratio <= 1,
+               f"merge_ratio must be in (0, 1], got {self.merge_ratio!r}")
 
     def resolved(self, info) -> LabelSettings:
         """A copy with the model's thresholds and minimum size filled in."""
@@ -231,6 +273,9 @@ class LabelSettings:
             boundary_threshold=float(thresholds.get("boundary", 0.5)
                                      if self.boundary_threshold is None
                                      else self.boundary_threshold),
+            distance_threshold=float(thresholds.get("distance", 0.5)
+                                     if self.distance_threshold is None
+                                     else self.distance_threshold),
             min_size=int(info.min_size if self.min_size is None else self.min_size),
         )
 
@@ -243,7 +288,9 @@ class BlockSettings:
     ----------
     halo : int
         Context in pixels around each block for post-processing: objects up
-        to this size are labelled exactly as in memory.
+        to this size are labelled exactly as in memory. Z stacks with 3D
+        objects get the same physical distance in planes above and below
+        each slab (``voxel_size``).
     block_size : int, (int, int) or None
         Output chunk edge; None: the input's Y/X chunks (or ~1024 px when
         those are very small or very large).

@@ -26,8 +26,9 @@ How it works
    chunk by chunk.
 
 **Z stacks** (3D instances, ``instances='3d'``): whole planes are predicted
-once each and labelled in 3D slab by slab along Z (the input's Z chunk plus
-``halo`` planes above and below), with the same complete-object naming and
+once each and labelled in 3D slab by slab along Z (the input's Z chunk, at
+least as thick as the halo, plus the halo above and below: ``halo`` pixels as
+planes at the voxel size), with the same complete-object naming and
 face merging across slab faces; see :mod:`napari_unet.largescale.volume`.
 Memory holds one slab and its halo, whatever the number of planes.
 
@@ -88,10 +89,10 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
     prep = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
                          channel_axis=channel_axis, channels=channels)
     data = prep.data
-    prediction = settings["prediction"].resolved(info)
+    multiple = 2 ** model_depth(keras_model)
+    prediction = settings["prediction"].resolved(info, prep.spatial_shape[-2:], multiple)
     labelling = settings["labelling"].resolved(info)
     blocks = settings["blocks"]
-    multiple = 2 ** model_depth(keras_model)
     check_tiling(prediction.tile_size, prediction.overlap, multiple)
     shape = tuple(int(n) for n in data.shape[:-1])
     if blocks.block_size is None:
