@@ -32,6 +32,15 @@ TINY_INFO = ModelInfo(name="tiny test", outputs=["foreground"], thresholds={"for
                       normalization={"method": "percentile", "low": 2.0, "high": 99.5})
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _float32():
+    """These tests compare weights across formats to 1e-5: run the network in
+    float32 (bf16 on CPUs that have it is tested in tests/test_engine.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAPARI_UNET_PRECISION", "float32")
+        yield
+
+
 def sample_crop(shape=(96, 112)):
     import tifffile
 

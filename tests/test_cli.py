@@ -139,8 +139,16 @@ def test_evaluate_prints_dice_and_f1(tmp_path, capsys):
     code, out, err = run(capsys, "evaluate", tmp_path / "pred.tif", tmp_path / "gt.tif")
     assert code == 0, err
     assert "Dice 0.6667" in out and "F1@0.5 0.6667" in out and "FN 1" in out
+    assert "merges 0 splits 0" in out and "mean F1 (IoU 0.5-0.9) 0.6667" in out
     code, _, err = run(capsys, "evaluate", tmp_path / "pred.tif", tmp_path / "none.tif")
     assert_one_line_error(code, err, "file not found")
+    # A stack: one object through 3 planes is 3 sections per plane, 1 in 3D.
+    write_tiff_atomic(tmp_path / "gt3.tif", np.stack([gt] * 3), axes="ZYX")
+    write_tiff_atomic(tmp_path / "pred3.tif", np.stack([pred] * 3), axes="ZYX")
+    for flag, tp in (((), "TP 3 "), (("--3d",), "TP 1 ")):
+        code, out, err = run(capsys, "evaluate", tmp_path / "pred3.tif", tmp_path / "gt3.tif",
+                             *flag)
+        assert code == 0 and "F1@0.5 0.6667" in out and tp in out, (out, err)
 
 
 def test_info_prints_metadata(capsys, model_file):
@@ -238,7 +246,14 @@ def test_train_fine_tunes_the_shipped_model_unless_told_otherwise(tmp_path, caps
     assert_one_line_error(code, err, "model file not found")
     # Unset flags are left to train() (its defaults, or the preset's values).
     assert "epochs" not in train_calls[-1] and train_calls[-1]["preset"] is None
+    assert train_calls[-1]["counted"] == [None, None]  # whole images count
     assert len(train_calls) == 3
+    # A sparse pair's counted mask reaches train().
+    (ds / "counted").mkdir()
+    write_tiff_atomic(ds / "counted" / "1.tif", np.eye(64, dtype=np.uint8))
+    assert run(capsys, "train", ds, "-o", tmp_path / "e.keras")[0] == 0
+    first, second = train_calls[-1]["counted"]
+    assert first is None and np.array_equal(second, np.eye(64, dtype=bool))
 
 
 def test_train_quick_preset_with_overrides(tmp_path, capsys, model_file):

@@ -234,6 +234,17 @@ def test_what_counts_reviewed_and_corrected_regions(make_napari_viewer, tmp_path
     assert ds.counted[0][truth[0] == 2].all() and not ds.counted[0][truth[0] == 1].any()
     assert "reviewed and corrected" in notes[-1][1]
 
+    # The current slice holds nothing that counts: nothing is written.
+    with_counted = labels.data.copy()
+    labels.features = pd.DataFrame({"index": [1], "reviewed": [True]})  # on plane 0
+    fresh = viewer.add_labels(with_counted, name="fresh")  # its edits are not tracked
+    fresh.features = labels.features
+    widget.label_layer.value = fresh
+    widget.scope.value = "current"
+    viewer.dims.set_current_step(0, 1)
+    assert widget.export() == [] and "nothing reviewed or corrected" in notes[-1][1]
+    widget.label_layer.value = labels
+
     # Crops around what counts only; plain export still writes no counted masks.
     widget.scope.value = "edited regions"
     crops = widget.export()

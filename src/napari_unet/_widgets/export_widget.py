@@ -305,7 +305,9 @@ class ExportWidget(DockWidget):
             return None
         if not written:
             self.status.value = "nothing to export"
-            show_error("Nothing exported: the selected planes are empty.")
+            show_error("Nothing exported: the selected planes are empty" + (
+                " or hold nothing reviewed or corrected." if self.counts.value == "reviewed"
+                else "."))
             return written
         corrected = sum(e["hand_corrected"] for e in written)
         folder = Path(self.folder.line_edit.value).expanduser()

@@ -26,8 +26,9 @@ How it works
    chunk by chunk.
 
 **Z stacks** (3D instances, ``instances='3d'``): whole planes are predicted
-once each and labelled in 3D slab by slab along Z (the input's Z chunk plus
-``halo`` planes above and below), with the same complete-object naming and
+once each and labelled in 3D slab by slab along Z (the input's Z chunk, at
+least as thick as the halo, plus the halo above and below: ``halo`` pixels as
+planes at the voxel size), with the same complete-object naming and
 face merging across slab faces; see :mod:`napari_unet.largescale.volume`.
 Memory holds one slab and its halo, whatever the number of planes.
 

@@ -2,8 +2,9 @@
 
 The 2D network predicts whole planes (normalized per plane exactly as in
 memory, same windows and batches, so the probabilities are bitwise equal).
-Planes are labelled in slabs: the input's Z chunk plus ``halo`` planes of
-context above and below, labelled in 3D like a whole volume
+Planes are labelled in slabs: the input's Z chunk (at least as thick as the
+halo) plus a halo of context above and below (``halo`` pixels converted to
+planes with the voxel size), labelled in 3D like a whole volume
 (:func:`~napari_unet.postprocess.probabilities_to_labels`), then cropped to
 the slab. Only the probabilities of one slab and its halo are in memory, and
 each plane is predicted once (a rolling cache of planes).
@@ -57,6 +58,7 @@ class _PlaneCache:
 
     def get(self, z: int) -> np.ndarray:
         if z not in self.planes:
+            from ..engine import resolve_precision
             from ..prediction import plane_range
             from ..tiling import predict_plane
 
@@ -72,12 +74,22 @@ class _PlaneCache:
             self.planes[z] = predict_plane(
                 plane, self.model, lo=lo, hi=hi, tile_size=pred.tile_size,
                 overlap=pred.overlap, batch_size=pred.batch_size, multiple=self.plan.multiple,
-                precision=pred.precision)
+                precision=resolve_precision(pred.precision))  # as predict_probabilities
         return self.planes[z]
 
     def forget_below(self, z: int) -> None:
         for k in [k for k in self.planes if k < z]:
             del self.planes[k]
+
+
+def z_halo(halo: int, voxel_size, nz: int) -> int:
+    """Planes of context above and below a slab: ``halo`` pixels of the plane
+    converted to the same physical distance along Z (at most the stack)."""
+    planes = int(halo)
+    if voxel_size is not None:
+        vz, vy, vx = voxel_size
+        planes = int(np.ceil(halo * min(vy, vx) / vz))
+    return max(0, min(planes, nz))
 
 
 def _foreground_components(fg, settings) -> np.ndarray:
@@ -102,8 +114,10 @@ def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=Non
     letters, shape = plan.axes, plan.shape
     zi = letters.index("Z")
     lead, nz, (h, w) = shape[:-2], shape[zi], shape[-2:]
-    halo = min(int(plan.blocks.halo), nz)
-    slab = max(1, min(int(slab), nz))
+    halo = z_halo(plan.blocks.halo, plan.labelling.voxel_size, nz)
+    # A slab at least as thick as the halo: labelling costs at most 3x the
+    # planes, whatever the input's Z chunks (often 1 plane).
+    slab = max(1, min(max(int(slab), halo), nz))
     chunks = tuple(slab if i == zi else 1 for i in range(len(lead))) + tuple(plan.block)
     out = zarr.open_array(str(path), mode="w", shape=shape, dtype=np.int32, fill_value=0,
                           chunks=chunks)

@@ -218,6 +218,8 @@ def segment_store(req: StoreRequest, *, cancel, report, **_) -> StoreResult:
     out = segment_zarr(
         req.data, req.store, model, info=info, quiet=True, progress=report, cancel=cancel,
         mode=params["mode"], threshold=params["threshold"], min_size=params["min_size"],
+        axes=_input_axes(params.get("axes"), req.channel_axis),
+        instances=params.get("instances"), voxel_size=params.get("voxel_size"),
         channel_axis=req.channel_axis, channels=req.channels, tile_size=req.tile_size,
         overlap=req.overlap, batch_size=req.batch_size)
     return StoreResult(req.store, int(out.attrs.get("n_objects", 0)), info)
@@ -232,11 +234,26 @@ def relabel_patches(req: RelabelRequest, *, cancel, **_) -> list:
     return out
 
 
+def _input_axes(letters, channel_axis):
+    """The image's axes: the dock's label axes with ``C`` at ``channel_axis``."""
+    if not letters:
+        return None
+    if channel_axis is None:
+        return letters
+    return letters[:channel_axis] + "C" + letters[channel_axis:]
+
+
 def relabel(probs: np.ndarray, info, params: dict, cancel=None) -> np.ndarray:
-    """Labels from probabilities with the dock's ``mode``/``threshold``/``min_size``."""
+    """Labels from probabilities with the dock's settings (``mode``, ``threshold``,
+    ``min_size``; for stacks ``axes``, ``instances``, ``voxel_size``)."""
+    axes = params.get("axes")
+    ndim = probs.ndim - 1
+    # A scoped run (one plane, a window) predicts only the last axes.
+    axes = axes[-ndim:] if axes and len(axes) >= ndim else None
     return postprocess.probabilities_to_labels(
-        probs, info=info, mode=params["mode"], threshold=params["threshold"],
-        min_size=params["min_size"], cancel=cancel)
+        probs, axes=axes, info=info, mode=params["mode"], threshold=params["threshold"],
+        min_size=params["min_size"], instances=params.get("instances"),
+        voxel_size=params.get("voxel_size"), cancel=cancel)
 
 
 def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
