@@ -270,3 +270,18 @@ def test_blocks_share_windows_and_match_in_memory(tmp_path, blob_model_path, mon
     nu.segment_zarr(image, tmp_path / "exact.zarr", blob_model_path, block_size=160,
                     halo=32, tile_size=128, overlap=32, exact=True, quiet=True)
     assert sum(windows) > 2 * count_windows(image.shape, 128, 32)  # no cache when exact
+
+
+def test_local_runs_group_chunks_into_larger_blocks(tmp_path, blob_model_path):
+    import dask.array as da
+
+    import napari_unet as nu
+
+    image = blob_image(600, seed=5)
+    seen = []
+    out = nu.segment_zarr(da.from_array(image, chunks=256), tmp_path / "out.zarr",
+                          blob_model_path, quiet=True, tile_size=128, overlap=32,
+                          progress=lambda done, total: seen.append(total))
+    assert out.chunks == (256, 256)  # the output keeps the input's chunks
+    assert max(seen) == 1  # but the 3 x 3 chunks ran as one block (every stage: 1 task)
+    assert_same_labels(out[:], segment(image, blob_model_path, tile_size=128, overlap=32))

@@ -81,7 +81,8 @@ class PredictionSettings:
     tile_size : int or None
         Edge of the square windows the network sees, a multiple of the
         model's down-sampling factor (16 for depth 4). None:
-        :data:`DEFAULT_WINDOW` px, or the model's training tile if larger.
+        :data:`DEFAULT_WINDOW` px, or the model's training tile if larger,
+        shrunk to fit the plane (see :func:`fit_window`).
     overlap : int
         Pixels shared by neighbouring windows, blended with a cosine taper.
     batch_size : int

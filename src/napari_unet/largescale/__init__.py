@@ -41,6 +41,7 @@ Tasks get the model's *path* and load it once per worker process.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,20 @@ __all__ = ["segment_dask", "segment_zarr"]
 #: smaller ones would spend more on the halo (``halo`` + one tile each side)
 #: than on the block, larger ones more memory than needed.
 MIN_BLOCK, MAX_BLOCK = 256, 4096
+#: Blocks run here (not on a cluster) group input chunks up to about this
+#: edge: halos then cost 13 % of a block's pixels instead of 27 % at 1024 px,
+#: for ~130 MB more memory; on a 6144^2 zarr 33 s instead of 49 s (2 cores).
+LOCAL_BLOCK = 2048
 
 
-def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tuple:
-    """Resolve the model, the image's axes and every setting once: ``(Plan, Source)``."""
+def _plan(image, model, info, *, axes, channel_axis, channels, settings,
+          local: bool = False) -> tuple:
+    """Resolve the model, the image's axes and every setting once: ``(Plan, Source)``.
+
+    ``local``: the blocks run here one after the other (not as dask tasks),
+    so 2D blocks group input chunks into ~:data:`LOCAL_BLOCK` px blocks;
+    the output keeps the input's chunks.
+    """
     from ..model import model_channels, model_depth
     from ..prediction import prepare_image
     from ..tiling import check_tiling
@@ -103,6 +114,12 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
         block = blocks.block_size
     block = tuple(min(b, n) for b, n in zip(block, shape[-2:], strict=True))
     plan = Plan(ref, info, shape, block, multiple, prediction, labelling, blocks, prep.axes)
+    chunks = tuple(int(c) for c in data.chunksize[-3:-1])
+    if (local and not plan.volumes and blocks.block_size is None and block == chunks
+            and all(c < LOCAL_BLOCK for c in chunks)):
+        grouped = tuple(min(n, c * max(1, round(LOCAL_BLOCK / c)))
+                        for c, n in zip(chunks, shape[-2:], strict=True))
+        plan = replace(plan, block=grouped, out_chunks=chunks)
     if plan.volumes and labelling.instances == "stitch":
         raise ValueError("instances='stitch' is not available out of core; use '3d' "
                          "(3D watershed) or '2d'")
@@ -242,7 +259,8 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
                              allowed=("prediction", "labelling", "blocks"),
                              caller="segment_zarr()")
     plan, src = _plan(input, model, info, axes=axes, channel_axis=channel_axis,
-                      channels=channels, settings=settings)
+                      channels=channels, settings=settings,
+                      local=client is None and scheduler is None and num_workers == 1)
     mode = plan.labelling.mode
     if plan.volumes and (client is not None or scheduler is not None):
         raise ValueError("3D instances run slab by slab on this machine, not on a dask "
@@ -287,7 +305,7 @@ def _write_labels(plan, src, path, run) -> int:
                                       for i in np.ndindex(*lead)], "percentiles",
                                      unit="plane", **run), lead + (2, -1))
     zarr.open_array(str(path), mode="w", shape=plan.shape, dtype=plan.dtype, fill_value=0,
-                    chunks=(1,) * len(lead) + plan.block)
+                    chunks=(1,) * len(lead) + (plan.out_chunks or plan.block))
     if run["client"] is None and run["num_workers"] == 1:
         metas = _label_local(plan, src, ranges, keys, str(path), run)
     else:

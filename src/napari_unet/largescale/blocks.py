@@ -65,6 +65,7 @@ class Plan:
     labelling: LabelSettings
     blocks: BlockSettings
     axes: str = ""  # spatial letters of ``shape``, e.g. "ZYX"
+    out_chunks: tuple | None = None  # output YX chunks when blocks span several
 
     @property
     def volumes(self) -> bool:
