@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields, replace
 
-#: Default window edge (px). Measured with the shipped model on a 2-core
+#: Default window edge (px). Measured with the (first) shipped model on a 2-core
 #: AVX-512 CPU (benchmarks/bench_tiling.py --sweep): 256 px windows with a
 #: 32 px overlap compute 1.31x the image's pixels (128 px windows: 1.78x)
 #: and match a whole-image pass better (max |tiled - whole| 0.09 vs 0.13,
