@@ -59,3 +59,94 @@ def test_files_without_task_read_as_instance_models(tmp_path, tiny_model):
             zf.writestr(name, data)
     info = nu.read_model_info(path)
     assert info.task == "instance" and info.classes == [] and not info.is_semantic
+
+
+# -- training ---------------------------------------------------------------
+from napari_unet.phantom import PHANTOM_CLASSES, annotate_planes, tissue_phantom  # noqa: E402
+from napari_unet.training import train  # noqa: E402
+from napari_unet.training.semantic import (  # noqa: E402
+    annotated_planes,
+    class_targets,
+    class_weights,
+    make_semantic_loss,
+)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    image, labels = tissue_phantom((16, 64, 64), seed=1)
+    sparse, planes = annotate_planes(labels, 0.2)
+    return image, labels, sparse, planes
+
+
+def test_targets_weights_and_unannotated_planes():
+    lab = np.array([[0, 1], [2, 2]])
+    np.testing.assert_array_equal(class_targets(lab, 2).argmax(-1), lab)
+    np.testing.assert_array_equal(class_targets(lab, 1)[..., 0], lab == 1)
+    planes, labels, dropped = annotated_planes([1, 2, 3], [lab, np.zeros((2, 2), int), lab])
+    assert planes == [1, 3] and dropped == 1
+    w = class_weights([np.array([[0] * 90 + [1] * 9 + [2]])], 2)
+    assert w[2] > w[1] > w[0]  # rarer classes weigh more
+    with pytest.raises(ValueError, match="class 2"):
+        class_weights([lab.clip(0, 1)], 2)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_loss_prefers_the_right_classes(k):
+    lab = np.random.default_rng(0).integers(0, k + 1, (2, 8, 8))
+    t = np.stack([class_targets(x, k) for x in lab]).astype(np.float32)
+    loss = make_semantic_loss(k, np.ones(1 if k == 1 else k + 1))
+    right = float(loss(t, 0.9 * t + 0.1 / t.shape[-1]))
+    flipped = 1 - t if k == 1 else t[..., ::-1]
+    wrong = float(loss(t, 0.9 * flipped + 0.1 / t.shape[-1]))
+    assert right < wrong
+
+
+def test_semantic_training_from_a_few_planes(phantom, tmp_path):
+    image, _, sparse, planes = phantom
+    events = []
+    res = train(image, sparse, task="semantic", classes=list(PHANTOM_CLASSES), base_filters=4,
+                depth=2, epochs=2, steps_per_epoch=3, batch_size=2, patch_size=32,
+                jit_compile=False, output_path=tmp_path / "sem.keras", progress=events.append)
+    info = nu.read_model_info(res.path)
+    assert info.task == "semantic" and info.classes == list(PHANTOM_CLASSES)
+    assert info.outputs == ["background", *PHANTOM_CLASSES] and info.out_channels == 4
+    assert len(info.class_colors) == 3
+    assert info.training["n_unannotated_planes"] == 16 - len(planes)
+    assert info.training["n_train_planes"] + info.training["n_val_planes"] == len(planes)
+    epoch = [e for e in events if e["event"] == "epoch"][-1]
+    assert {f"val_dice_{c}" for c in PHANTOM_CLASSES} <= set(epoch)
+    assert 0 <= epoch["val_score"] <= 1
+
+
+def test_semantic_training_bad_input(phantom):
+    image, _, sparse, _ = phantom
+    with pytest.raises(ValueError, match="No plane has a label"):
+        train(image, np.zeros_like(sparse), task="semantic", epochs=1)
+    with pytest.raises(ValueError, match="class ids 0..2"):
+        train(image, sparse, task="semantic", classes="a,b", epochs=1)
+    with pytest.raises(ValueError, match="task"):
+        train(image, sparse, task="panoptic", epochs=1)
+
+
+# -- export: class names in the manifest --------------------------------------
+def test_export_writes_class_names_that_training_reads(tmp_path):
+    from napari_unet.export import Region, class_names_from_features, export_pairs
+    from napari_unet.training import read_dataset
+
+    features = {"index": [0, 1, 2], "class": ["background", "organ", "vessel"]}
+    names = class_names_from_features(features)
+    assert names == ["organ", "vessel"]
+    assert class_names_from_features({"area": [1, 2]}) is None
+    with pytest.raises(ValueError, match="label 2"):
+        class_names_from_features({"index": [1, 3], "name": ["a", "c"]})
+    image = np.random.default_rng(0).random((4, 32, 32), np.float32)
+    labels = np.zeros((4, 32, 32), np.uint8)
+    labels[1, 4:20, 4:20], labels[1, 22:30, 22:30] = 1, 2
+    export_pairs(image, labels, tmp_path, name="stack", regions=[Region((1,))], classes=names)
+    assert read_dataset(tmp_path).manifest["classes"] == ["organ", "vessel"]
+    with pytest.raises(ValueError, match="holds classes"):
+        export_pairs(image, labels, tmp_path, name="stack", regions=[Region((1,))],
+                     classes=["x", "y"])
+    with pytest.raises(ValueError, match="only 1 classes"):
+        export_pairs(image, labels, tmp_path / "b", name="s", classes=["organ"])

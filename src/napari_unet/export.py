@@ -6,6 +6,7 @@ Layout of a dataset folder::
         dataset.json            manifest, one entry per pair (see below)
         images/<name>_<NNNN>.tif
         masks/<name>_<NNNN>.tif same Y, X shape, integer instance labels
+                                (or class ids, for semantic datasets)
 
 Images keep their dtype; multichannel images are stored channels first
 (``CYX``, as ImageJ/Fiji expect) and the manifest says so (``image_axes``).
@@ -20,6 +21,11 @@ Appending never overwrites: indices continue after the highest one present,
 every file is written atomically (temporary file, then rename, refusing to
 replace an existing file), a pair whose second file fails is rolled back,
 and the manifest is rewritten atomically last.
+
+A semantic dataset (class labels: 0 background, 1..K classes) has the class
+names in the manifest, ``"classes": ["organ", "vessel", ...]`` for label
+values 1..K (optionally ``"class_colors"``), which training reads; every
+export into the folder must agree with them.
 """
 
 from __future__ import annotations
@@ -108,6 +114,8 @@ def export_pairs(
     source_layer: str | None = None,
     labels_layer: str | None = None,
     model: str | None = None,
+    classes: Sequence[str] | None = None,
+    class_colors: Sequence[str] | None = None,
 ) -> list[dict]:
     """Write image/label pairs into a dataset folder and its manifest.
 
@@ -132,6 +140,11 @@ def export_pairs(
         Unit of ``scale``.
     source_layer, labels_layer, model : str, optional
         Provenance recorded in the manifest.
+    classes : sequence of str, optional
+        Class labels: the names of values 1..K (e.g. from
+        :func:`class_names_from_features`), stored in the manifest.
+    class_colors : sequence of str, optional
+        A colour per class, stored with ``classes``.
 
     Returns
     -------
@@ -150,6 +163,17 @@ def export_pairs(
         raise ValueError(f"Need at least 2D, non-empty labels, got shape {labels.shape}.")
     folder = Path(folder)
     manifest = read_manifest(folder)  # fail before writing anything
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if manifest.get("classes") not in (None, classes):
+            raise ValueError(f"{folder} holds classes {manifest['classes']}, not {classes}; "
+                             f"export into another folder.")
+        top = int(labels.max(initial=0))
+        if top > len(classes):
+            raise ValueError(f"Labels go up to {top} but only {len(classes)} classes are named.")
+        manifest["classes"] = classes
+        if class_colors is not None:
+            manifest["class_colors"] = [str(c) for c in class_colors]
     for sub in ("images", "masks"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     name = safe_name(name)
@@ -208,3 +232,37 @@ def _write_pair(folder, stem, image, labels, scale, unit, has_channels) -> dict:
     return {"image": f"images/{stem}.tif", "mask": f"masks/{stem}.tif",
             "shape": list(labels.shape), "image_dtype": str(image.dtype),
             "image_axes": "CYX" if has_channels else "YX"}
+
+
+def class_names_from_features(features) -> list[str] | None:
+    """Class names for label values 1..K from a Labels layer's ``features``.
+
+    ``features`` is a table (pandas DataFrame or dict of columns) with a
+    name column (``class``, ``class_name``, ``name`` or ``label_name``) and
+    optionally the label value (``index``, ``label`` or ``value``; else the
+    row number is the value). Returns None without a name column, and the
+    names of 1..K (value 0 is background) otherwise.
+
+    Raises
+    ------
+    ValueError
+        A value in 1..K has no name.
+    """
+    columns = dict(features) if features is not None else {}
+    if hasattr(features, "to_dict"):
+        columns = {k: list(v.values()) for k, v in features.to_dict().items()}
+    name_col = next((c for c in ("class", "class_name", "name", "label_name") if c in columns),
+                    None)
+    if name_col is None or not len(columns[name_col]):
+        return None
+    names = [str(n) for n in columns[name_col]]
+    value_col = next((c for c in ("index", "label", "value") if c in columns), None)
+    values = [int(v) for v in columns[value_col]] if value_col else list(range(len(names)))
+    by_value = {v: n for v, n in zip(values, names, strict=True) if v > 0}
+    if not by_value:
+        return None
+    top = max(by_value)
+    missing = [v for v in range(1, top + 1) if v not in by_value]
+    if missing:
+        raise ValueError(f"The layer's features name no class for label {missing[0]}.")
+    return [by_value[v] for v in range(1, top + 1)]

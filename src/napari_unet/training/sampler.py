@@ -41,6 +41,11 @@ class Augmentation:
     noise_std: float = 0.05
 
     @classmethod
+    def strong(cls) -> Augmentation:
+        """Wider ranges, for training from a few annotated planes."""
+        return cls(True, True, (0.6, 1.6), (0.6, 1.4), 0.15, (0.5, 2.0), 0.12)
+
+    @classmethod
     def none(cls) -> Augmentation:
         return cls(False, False, (1.0, 1.0), (1.0, 1.0), 0.0, (1.0, 1.0), 0.0)
 
@@ -63,12 +68,21 @@ class PatchSampler:
     percentiles : (float, float)
         Normalization percentiles, computed per plane as at prediction time.
     augment : Augmentation or None
+    targets : callable, optional
+        ``targets(label_patch) -> (p, p, n_out)``; instance targets
+        (:func:`make_targets`) by default, class targets for semantic runs.
+    balance_classes : bool
+        Class labels: object-centred patches pick a class uniformly, then a
+        pixel of it, so rare classes are seen as often as common ones.
     """
 
     def __init__(self, planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, augment: Augmentation | None = None,
-                 object_fraction: float = 0.5, boundary_width: int = 2):
+                 object_fraction: float = 0.5, boundary_width: int = 2, targets=None,
+                 balance_classes: bool = False):
         self.patch = int(patch_size)
+        self.make_targets = targets or (
+            lambda lab: make_targets(lab, self.outputs, self.boundary_width))
         self.outputs = tuple(outputs)
         self.augment = augment or Augmentation.none()
         self.object_fraction = object_fraction
@@ -85,10 +99,7 @@ class PatchSampler:
                 lab = np.pad(lab, pad, mode="symmetric")
             self.planes.append(img)
             self.labels.append(lab)
-            fg = np.flatnonzero(lab > 0)
-            if len(fg) > 20_000:  # enough centres, and bounded memory
-                fg = fg[:: len(fg) // 20_000 + 1]
-            self.fg.append(fg.astype(np.int64))
+            self.fg.append(_balanced_centres(lab) if balance_classes else _centres(lab > 0))
         areas = np.array([lab.size for lab in self.labels], dtype=float)
         self.weights = areas / areas.sum()
 
@@ -121,8 +132,7 @@ class PatchSampler:
         if a.flips and rng.random() < 0.5:
             x_patch, l_patch = x_patch[:, ::-1], l_patch[:, ::-1]
         x_patch = self._intensity(np.ascontiguousarray(x_patch), rng)
-        targets = make_targets(np.ascontiguousarray(l_patch), self.outputs, self.boundary_width)
-        return x_patch, targets
+        return x_patch, self.make_targets(np.ascontiguousarray(l_patch))
 
     def _intensity(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = self.augment
@@ -144,8 +154,24 @@ class PatchSampler:
         return np.stack(xs), np.stack(ys).astype(np.float32)
 
 
+def _centres(mask: np.ndarray, limit: int = 20_000) -> np.ndarray:
+    """Flat indices of ``mask`` pixels, at most ~``limit`` (bounded memory)."""
+    idx = np.flatnonzero(mask)
+    if len(idx) > limit:
+        idx = idx[:: len(idx) // limit + 1]
+    return idx.astype(np.int64)
+
+
+def _balanced_centres(labels: np.ndarray, per_class: int = 5_000) -> np.ndarray:
+    """Equally many centre pixels of each class present (repeated if fewer)."""
+    parts = [np.resize(_centres(labels == c, per_class), per_class)
+             for c in np.unique(labels) if c > 0]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
-                 percentiles=DEFAULT_PERCENTILES, max_patches: int = 256, boundary_width: int = 2):
+                 percentiles=DEFAULT_PERCENTILES, max_patches: int = 256, boundary_width: int = 2,
+                 targets=None):
     """Deterministic validation patches tiling the planes (no augmentation).
 
     Windows cover each plane on a regular grid (the last row/column flush
@@ -157,7 +183,7 @@ def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUT
     y : uint8 ``(N, p, p, n_out)``
     """
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
-                           boundary_width=boundary_width)
+                           boundary_width=boundary_width, targets=targets)
     p = sampler.patch
     windows = []
     for i, lab in enumerate(sampler.labels):
@@ -170,5 +196,5 @@ def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUT
     xs, ys = [], []
     for i, y, x in windows:
         xs.append(apply_range(sampler.planes[i][y:y + p, x:x + p], *sampler.ranges[i]))
-        ys.append(make_targets(sampler.labels[i][y:y + p, x:x + p], outputs, boundary_width))
+        ys.append(sampler.make_targets(sampler.labels[i][y:y + p, x:x + p]))
     return np.stack(xs), np.stack(ys)
