@@ -150,3 +150,41 @@ def test_export_writes_class_names_that_training_reads(tmp_path):
                      classes=["x", "y"])
     with pytest.raises(ValueError, match="only 1 classes"):
         export_pairs(image, labels, tmp_path / "b", name="s", classes=["organ"])
+
+
+# -- prediction ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def class_model():
+    model = build_unet(task="semantic", classes=3, base_filters=4, depth=2)
+    info = ModelInfo(name="cls", out_channels=4, outputs=["background", "a", "b", "c"],
+                     task="semantic", classes=["a", "b", "c"], tile_size=32)
+    return model, info
+
+
+def test_segment_gives_class_labels_through_tiling_and_blocks(class_model):
+    from napari_unet.largescale import segment_dask
+
+    model, info = class_model
+    image = np.random.default_rng(3).random((2, 40, 72), np.float32)
+    labels, probs = nu.segment(image, model, info=info, axes="ZYX", tile_size=32, overlap=8,
+                               return_probabilities=True)
+    assert labels.dtype == np.uint8 and labels.shape == image.shape
+    assert probs.shape == (4, *image.shape)
+    np.testing.assert_array_equal(labels, probs.argmax(0))
+    assert len(np.unique(labels)) > 1  # a random network still varies
+    # Out of core, block by block: the same class labels.
+    lazy = segment_dask(image, model, info=info, axes="ZYX", tile_size=32, overlap=8,
+                        block_size=(32, 32))
+    np.testing.assert_array_equal(np.asarray(lazy), labels)
+    with pytest.raises(ValueError, match="class labels"):
+        nu.segment(image, model, info=info, axes="ZYX", mode="instance", tile_size=32, overlap=8)
+
+
+def test_one_class_model_gives_a_mask_by_default():
+    model = build_unet(task="semantic", classes=1, base_filters=4, depth=2)
+    info = ModelInfo(name="bin", task="semantic", classes=["lesion"], min_size=0)
+    image = np.random.default_rng(4).random((32, 48), np.float32)
+    labels, probs = nu.segment(image, model, info=info, return_probabilities=True,
+                               fill_holes=False)
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1}
+    np.testing.assert_array_equal(labels, probs[0] > 0.5)

@@ -157,10 +157,11 @@ def default_class_colors(n: int) -> list[str]:
 
 
 def semantic_outputs(classes) -> list[str]:
-    """Output names of a semantic model: its class name for one class,
-    ``background`` + the class names for a softmax over several."""
+    """Output names of a semantic model: ``foreground`` for one class (its
+    map is thresholded like an instance model's), ``background`` + the
+    class names for a softmax over several."""
     classes = list(classes)
-    return classes[:1] if len(classes) == 1 else ["background", *classes]
+    return ["foreground"] if len(classes) == 1 else ["background", *classes]
 
 
 def default_model_path() -> Path:

@@ -172,7 +172,7 @@ def run(args) -> int:
         data, axes, scale, unit = read_input(path)
         axes = resolved_axes(path, data, args.axes, axes)
         options = dict(info=info, axes=axes, channels=args.channel,
-                       mode="semantic" if args.semantic else "instance",
+                       mode="semantic" if args.semantic else None,
                        threshold=args.threshold, min_size=args.min_size,
                        tile_size=args.tile_size, overlap=args.overlap,
                        batch_size=args.batch_size)

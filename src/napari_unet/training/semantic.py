@@ -178,21 +178,13 @@ def make_semantic_loss(n_classes: int, weights):
     return class_loss
 
 
-def predicted_classes(probs: np.ndarray, threshold: float = 0.5, axis: int = -1) -> np.ndarray:
-    """Class labels from probabilities: threshold one map, argmax over several."""
-    probs = np.asarray(probs)
-    if probs.shape[axis] == 1:
-        return (np.take(probs, 0, axis=axis) > threshold).astype(np.uint8)
-    return np.argmax(probs, axis=axis).astype(np.uint8 if probs.shape[axis] <= 256
-                                              else np.int32)
-
-
 def validation_scores(y: np.ndarray, preds: np.ndarray, classes) -> dict:
     """Per-class Dice on validation patches and their mean (``val_score``)."""
     from ..metrics import class_scores
+    from ..postprocess import predicted_classes
 
-    truth = predicted_classes(y)  # one-hot / 0-1 targets back to class ids
-    scores = class_scores(truth, predicted_classes(preds), len(classes))
+    truth = predicted_classes(y, axis=-1)  # one-hot / 0-1 targets back to class ids
+    scores = class_scores(truth, predicted_classes(preds, axis=-1), len(classes))
     record = {f"val_dice_{name}": scores["dice"][i] for i, name in enumerate(classes)}
     record["val_score"] = scores["mean_dice"]
     return record
