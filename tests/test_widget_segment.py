@@ -22,7 +22,7 @@ from napari.layers import Labels  # noqa: E402
 from worker_hooks import network_calls  # noqa: E402
 
 from napari_unet import probabilities_to_labels  # noqa: E402
-from napari_unet._widgets import SegmentWidget, segment_widget  # noqa: E402
+from napari_unet._widgets import SegmentWidget, _notify  # noqa: E402
 from napari_unet._widgets._models import LOAD_ENTRY, ModelRegistry  # noqa: E402
 
 TIMEOUT = 120_000  # ms; the machine may be busy (and a fresh worker imports TensorFlow)
@@ -53,7 +53,7 @@ def notes(monkeypatch):
     """Notifications shown by the widget, as (kind, message)."""
     shown = []
     for kind in ("error", "warning", "info"):
-        monkeypatch.setattr(segment_widget, f"show_{kind}",
+        monkeypatch.setattr(_notify, f"show_{kind}",
                             lambda msg, kind=kind: shown.append((kind, str(msg))))
     return shown
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..scope import Scope
+from . import _notify
 from ._edits import EditTracker
 from ._layers import unique_name
 
@@ -86,13 +87,11 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
     later event-loop turn, splitting napari's layer set-up from its first
     draw).
     """
-    from napari.utils.notifications import show_warning
-
     job, region = outcome.job, outcome.job.region
     target = run.target
     if target is not None and (target.layer not in viewer.layers
                                or target.tracker.version != run.edit_version):
-        show_warning(f"'{target.layer.name}' changed during the run; the new result was "
+        _notify.show_warning(f"'{target.layer.name}' changed during the run; the new result was "
                      "added as a new layer so that no edit is lost.")
         target = None
     if target is None:

@@ -5,39 +5,37 @@ post-processing and re-labelling run in the segmentation worker process
 (:mod:`napari_unet.worker`, started when the dock opens); the GUI thread only
 reads settings, creates/updates layers and shows progress and notifications.
 napari's process never imports TensorFlow.
+
+The dock is assembled from small modules: its controls, one section per
+concern (:mod:`._segment_options`), runs (:mod:`._segment_run`) and
+re-labelling on settings changes (:mod:`._segment_relabel`).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
+from magicgui.widgets import Label
 from napari.layers import Image
-from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from ..scope import Scope, whole_scope
-from ..worker.protocol import RelabelRequest, SegmentRequest, StoreRequest, WarmUp
-from ..worker.shm import Slice
-from . import _job, _largescale, _layers, _models, _worker
+from ..worker.protocol import WarmUp
+from . import _job, _layers, _models, _notify, _worker
+from . import _segment_options as options
 from ._base import DockWidget
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import DockProgress, RunState
-from ._results import Result, write_region, write_run_result
+from ._results import Result
+from ._segment_relabel import SegmentRelabel
+from ._segment_run import BATCH_SIZE, SegmentRuns
 
 if TYPE_CHECKING:
     import napari
 
-#: Tiles per network call: small batches keep progress and cancel prompt.
-BATCH_SIZE = 8
-OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
 
-
-class SegmentWidget(DockWidget):
+class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
     """Segment an Image layer with a U-Net into a Labels layer.
 
     Parameters
@@ -59,32 +57,14 @@ class SegmentWidget(DockWidget):
         # Started (in the background) by the first dock; shared with later ones.
         self.client = _worker.client("segment")
 
-        # Choices are callables: napari calls reset_choices() on docked widgets,
-        # which would otherwise restore the initial (empty) lists.
-        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
-        self.channel_axis = ComboBox(label="channel axis", choices=lambda w: (
-            _layers.channel_axis_choices(self.image.value)))
-        self.model = ComboBox(label="model", choices=lambda w: self.registry.choices())
-        self.channels = ComboBox(label="channels", choices=self._channel_choices)
-        self.model_info = Label(label="")
-        self.output = ComboBox(label="output", choices=OUTPUTS, value="instance")
-        self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05,
-                                     value=0.5)
-        self.min_size = SpinBox(label="min size (px)", min=0, max=1_000_000, value=16)
-        self.tile_size = SpinBox(label="tile size", min=32, max=2048, step=16, value=128)
-        self.overlap = SpinBox(label="tile overlap", min=0, max=512, step=16, value=32)
-        self.scope = ComboBox(label="scope", choices=list(_layers.SCOPES))
-        self.add_probs = CheckBox(text="also add probability map", value=False)
-        self.keep_edits = CheckBox(text="keep my edits (re-predict untouched areas)",
-                                   value=False)
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = DockProgress()
         self.status = Label(label="", value="")
-        self.extend([self.image, self.channel_axis, self.channels, self.model, self.model_info,
-                     self.output, self.threshold, self.min_size, self.tile_size, self.overlap,
-                     self.scope, self.add_probs, self.keep_edits, self.run_button,
-                     self.cancel_button, self.progress.widget, self.status])
+        model = options.model_section(self)  # First: the channel choices depend on it.
+        labelling = options.labelling_section(self)  # Changes re-label the last result.
+        self.extend([*options.input_section(self), *model, *labelling,
+                     *options.tiling_section(self),
+                     *options.result_section(self), *options.run_section(self),
+                     self.progress.widget, self.status])
 
         # Qt helpers are children of the widget, so they die with it.
         self._inbox = _worker.Inbox(self.native)
@@ -93,7 +73,7 @@ class SegmentWidget(DockWidget):
         self._relabel_timer.setSingleShot(True)
         self._relabel_timer.setInterval(150)
         self._relabel_timer.timeout.connect(self._relabel)
-        for w in (self.threshold, self.min_size, self.output):
+        for w in labelling:
             w.changed.connect(lambda *_: self._relabel_timer.start())
         self.image.changed.connect(self._on_image)
         self.channel_axis.changed.connect(self._update_channels)
@@ -113,8 +93,9 @@ class SegmentWidget(DockWidget):
         self._initializing = False
         self._warm_up()
         if self._model_info() is None and self.model.value == str(_models.default_model_path()):
-            show_info("napari-unet: the default nuclei model is not installed; "
-                      "choose 'Load model file…' in the Segment widget to use a .keras model.")
+            _notify.show_info("napari-unet: the default nuclei model is not installed; "
+                              "choose 'Load model file…' in the Segment widget to use a "
+                              ".keras model.")
 
     def _warm_up(self, quiet: bool = False) -> None:
         """Have the worker import TensorFlow and load the model now, not during a run.
@@ -209,7 +190,7 @@ class SegmentWidget(DockWidget):
         except Exception as err:  # noqa: BLE001
             self.model_info.value = "not available"
             if not self._initializing:
-                show_warning(_job.describe_error(err))
+                _notify.show_warning(_job.describe_error(err))
             self._update_channels()
             return
         if info is not None:
@@ -239,235 +220,13 @@ class SegmentWidget(DockWidget):
         try:
             self.model.value = self.registry.adopt(path)
         except Exception as err:  # noqa: BLE001
-            show_error(_job.describe_error(err))
+            _notify.show_error(_job.describe_error(err))
             self.model.value = self._model_value
             return False
         return True
 
     def _params(self) -> dict:
-        return {"mode": self.output.value, "threshold": round(float(self.threshold.value), 4),
-                "min_size": int(self.min_size.value)}
-
-    # -------------------------------------------------------------------- run
-    def run(self, *args) -> None:
-        """Start a run with the current settings (the Run button)."""
-        if self._run is not None:
-            return
-        try:
-            job, target, image = self._make_job()
-        except Exception as err:  # noqa: BLE001 - every bad input becomes a notification
-            show_error(_job.describe_error(err) if not isinstance(err, _UserError) else str(err))
-            return
-        self._run_count += 1
-        axis = self.channel_axis.value
-        run = RunState(self._run_count, job, target, image, _layers.label_shape(image, axis),
-                       _layers.layer_geometry(image, axis), self.progress, self.status)
-        self._run = run
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.progress.busy()  # Until the worker reports its first batch.
-        self.status.value = f"U-Net on {image.name}: waiting for the worker and the model…"
-        inbox = self._inbox
-
-        def done(outcome, run=run):  # In the worker client's thread: merge edits there.
-            inbox.post(self._on_done, run, _job.finish(run.job, outcome))
-
-        run.handle = self.client.submit(
-            job.request, on_progress=inbox.wrap(lambda d, t, run=run: self._on_progress(run, d, t)),
-            on_done=done)
-
-    def _make_job(self):
-        image = self.image.value
-        if image is None:
-            raise _UserError("No image layer to segment: open or select an image first.")
-        if self.model.value in (None, LOAD_ENTRY):
-            raise _UserError("Choose a model first (or 'Load model file…').")
-        self.registry.info(self.model.value)  # Fast, clear error for a missing/bad file.
-        axis = self.channel_axis.value
-        region = _layers.scope_region(self._viewer, image, axis, self.scope.value,
-                                      context=max(32, int(self.overlap.value)))
-        index, channel_axis = _layers.image_index(region, image, axis)
-        data = _layers.base_data(image)
-        shape = _layers.label_shape(image, axis)
-        params = self._params()
-        tiling = dict(channel_axis=channel_axis, channels=self.channels.value,
-                      tile_size=int(self.tile_size.value), overlap=int(self.overlap.value),
-                      batch_size=BATCH_SIZE, params=params)
-        model_path = Path(self.model.value)
-        if _largescale.wants_out_of_core(data, region, shape):
-            store = _largescale.new_store_path(image.name)  # Always a new, zarr-backed layer.
-            request = StoreRequest(str(model_path), data, str(store), **tiling)
-            return _job.Job(model_path, region, params, request, store=store), None, image
-        whole = whole_scope(shape)
-        plane = None
-        if region.yx_read != whole.yx:  # A crop: normalize it like its whole plane.
-            plane_index, _ = _layers.image_index(
-                Scope(region.lead, whole.yx, whole.yx, region.ndim), image, axis)
-            plane = Slice(data, plane_index)
-        # Read in the worker client's thread: a lazy layer may come from disk.
-        request = SegmentRequest(str(model_path), Slice(data, index), crop=region.crop,
-                                 plane=plane, **tiling)
-        target = self._target_for(image, axis, region)
-        job = _job.Job(model_path, region, params, request,
-                       existing=None if target is None else target.layer.data,
-                       edits=target.tracker.snapshot() if target and target.tracker.edited
-                       else None)
-        return job, target, image
-
-    def _target_for(self, image, axis, region):
-        """The result layer a run writes into, or None for a new layer.
-
-        An edited layer is only written into when "keep my edits" is ticked;
-        otherwise the run creates "<image> labels [2]".
-        """
-        result = self._result_for(image)
-        if result is None or result.layer.data.shape != _layers.label_shape(image, axis):
-            return None
-        if result.tracker.edited and not self.keep_edits.value:
-            return None
-        return result
-
-    def _result_for(self, image):
-        for result in reversed(self.results):
-            if result.image() is image and result.layer in self._viewer.layers:
-                return result
-        return None
-
-    def _on_progress(self, run, done, total):
-        if run is self._run:
-            run.show_progress(done, total)
-
-    def cancel(self, *args) -> None:
-        """Stop the run: the worker stops at its next batch; nothing is written."""
-        run = self._run
-        if run is None:
-            return
-        self.client.cancel(run.handle)
-        self._end_run()  # The GUI is free at once; the result, if any, is ignored.
-        self.status.value = "cancelled"
-        show_info("Segmentation cancelled; no layer was changed.")
-
-    def _end_run(self):
-        run, self._run = self._run, None
-        if run is not None:
-            run.close()
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        self._relabel_timer.start()  # Apply settings changed during the run, if any.
-
-    def _on_done(self, run, result: _job.RunResult):
-        self.last_result = result
-        if run is not self._run:  # Cancelled: drop the result.
-            return
-        if result.error is not None:
-            self._end_run()
-            self.status.value = "failed"
-            show_error(_job.describe_error(result.error))
-            return
-        # Finishing costs napari GUI time (progress bar, data upload, first
-        # draw); done over separate event-loop turns so no single stall is long.
-        run.close()
-        QTimer.singleShot(1, lambda: self._write_result(run, result))
-
-    def _write_result(self, run, result):
-        if run is not self._run:  # Cancelled meanwhile.
-            return
-        try:
-            layer_result = write_run_result(self._viewer, self.results, run, result,
-                                            add_probs=self.add_probs.value, hidden=True)
-        except MemoryError as err:
-            self._end_run()
-            self.status.value = "failed"
-            show_error(_job.describe_error(err))
-            return
-        QTimer.singleShot(1, lambda: self._show_result(run, result, layer_result))
-
-    def _show_result(self, run, result, layer_result):
-        layer_result.layer.visible = True  # The first draw of a new layer happens now.
-        if run is not self._run:
-            return
-        self._end_run()
-        n = None
-        if result.job.params["mode"] == "instance":
-            n = result.stats.get("n_objects")
-            n = int(result.labels.max()) if n is None else n
-        if result.job.store is not None:
-            show_info(f"'{layer_result.layer.name}' is stored on disk, chunk by chunk, in "
-                      f"{result.job.store}; painting writes into that store. Export it "
-                      "or save the layer to keep it.")
-            warning = _largescale.cache_warning()
-            if warning:
-                show_warning(warning)
-        seconds = time.perf_counter() - run.started
-        self.status.value = (f"{n} objects" if n is not None else "mask") + f" in {seconds:.1f} s"
-
-    # ---------------------------------------------------------------- relabel
-    def _relabel(self):
-        """Re-label the current image's result from cached probabilities (in the worker)."""
-        result = self._result_for(self.image.value) if self.image.value is not None else None
-        if result is None or not result.patches or self._run is not None:
-            return
-        params = self._params()
-        if params == result.params:
-            return
-        if result.tracker.edited:
-            if result.warned_version != result.tracker.version:
-                result.warned_version = result.tracker.version
-                show_warning(f"'{result.layer.name}' has hand edits, so the new settings were "
-                             "not applied to it. Press Run to write a new layer, or tick 'keep "
-                             "my edits' to re-predict around your edits.")
-            return
-        if self._relabeling:
-            self._relabel_pending = True
-            return
-        self._relabeling = True
-        stamp = (result.tracker.version, result.generation)
-        patches = list(result.patches)
-        whole = len(patches) == 1 and patches[0][0].is_whole
-        existing = result.layer.data
-        inbox = self._inbox
-
-        def done(outcome):  # In the worker client's thread: make ids unique there.
-            values = None
-            if outcome.ok:
-                try:
-                    values = _job.offset_patches(outcome.value, existing, params, whole)
-                except Exception as err:  # noqa: BLE001
-                    outcome.error = err
-            inbox.post(self._relabel_finished, result, stamp, params, patches, values,
-                       outcome.error)
-
-        self.client.submit(RelabelRequest([(probs, info) for _, probs, info in patches],
-                                          params), on_done=done)
-
-    def _relabel_finished(self, result, stamp, params, patches, values, error):
-        try:
-            if error is not None:
-                show_error(_job.describe_error(error))
-            elif values is not None:
-                self._apply_relabel(result, stamp, params,
-                                    [(p[0], v) for p, v in zip(patches, values, strict=True)])
-        finally:
-            self._relabel_done()
-
-    def _apply_relabel(self, result, stamp, params, values):
-        if (result.tracker.version, result.generation) != stamp:
-            return  # Edited, or rewritten by a run, while re-labelling: never overwrite.
-        if result.layer not in self._viewer.layers:
-            return
-        if self._run is not None and self._run.target is result:
-            return  # A run is about to rewrite this layer with the same settings.
-        for region, labels in values:
-            write_region(result.layer, result.tracker, region, labels)
-        result.params = params
-
-    def _relabel_done(self):
-        self._relabeling = False
-        if self._relabel_pending:
-            self._relabel_pending = False
-            self._relabel()
-
-
-class _UserError(Exception):
-    """A problem with the user's inputs, shown as is."""
+        return options.labelling_params(self)
 
 
 def _preload_for_labels() -> None:

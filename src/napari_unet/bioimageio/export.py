@@ -293,9 +293,7 @@ def _write_cover(target: Path, image: np.ndarray, probs: np.ndarray, info: Model
 
     from ..normalize import normalize_percentile
 
-    norm = info.normalization
-    gray = np.clip(normalize_percentile(image.mean(axis=-1), norm.get("low", 1.0),
-                                        norm.get("high", 99.8)), 0, 1)
+    gray = np.clip(normalize_percentile(image.mean(axis=-1), *info.percentiles), 0, 1)
     left = np.repeat(gray[..., None], 3, axis=-1)
     right = left * 0.5
     right[..., 1] = np.maximum(right[..., 1], probs[..., 0])  # first output in green
@@ -308,7 +306,6 @@ def _write_cover(target: Path, image: np.ndarray, probs: np.ndarray, info: Model
 
 def model_card(info: ModelInfo) -> str:
     """A Markdown model card generated from a model's metadata."""
-    norm = info.normalization
     training = info.training if isinstance(info.training, dict) else {}
     lines = [
         f"# Model card: {info.name}", "",
@@ -317,7 +314,7 @@ def model_card(info: ModelInfo) -> str:
         f"* U-Net (Ronneberger et al. 2015) built by napari-unet: base {info.base_filters} "
         f"filters, depth {info.depth}, 3x3 ReLU convolutions, 'same' padding.",
         f"* Input: {info.in_channels} channel(s), normalized per image and channel to the "
-        f"{norm.get('low', 1.0):g}th/{norm.get('high', 99.8):g}th percentiles.",
+        f"{info.percentiles[0]:g}th/{info.percentiles[1]:g}th percentiles.",
         f"* Outputs (sigmoid probabilities): {', '.join(info.outputs)}.",
         f"* Post-processing in napari-unet: thresholds {info.thresholds}, minimum object "
         f"size {info.min_size} px.",
@@ -401,8 +398,8 @@ def build_description(files: dict, keras_model, info: ModelInfo, *, is_default: 
                 {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
                 # Percentiles per sample and channel: napari-unet's normalization.
                 {"id": "scale_range", "kwargs": {
-                    "axes": ["y", "x"], "min_percentile": float(norm.get("low", 1.0)),
-                    "max_percentile": float(norm.get("high", 99.8))}},
+                    "axes": ["y", "x"], "min_percentile": float(info.percentiles[0]),
+                    "max_percentile": float(info.percentiles[1])}},
                 {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
             ],
         }],
