@@ -188,3 +188,55 @@ def test_one_class_model_gives_a_mask_by_default():
                                fill_holes=False)
     assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1}
     np.testing.assert_array_equal(labels, probs[0] > 0.5)
+
+
+# -- command line -------------------------------------------------------------
+def test_cli_train_segment_evaluate_semantic(tmp_path, capsys, phantom):
+    from napari_unet.cli import main
+    from napari_unet.export import Region, export_pairs
+    from napari_unet.tiff import read_tiff, write_tiff_atomic
+
+    image, truth, sparse, planes = phantom
+    export_pairs(image, sparse, tmp_path / "ds", name="ph",
+                 regions=[Region((p,)) for p in planes], classes=list(PHANTOM_CLASSES))
+
+    def cli(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out
+
+    cli("train", tmp_path / "ds", "-o", tmp_path / "m.keras", "--task", "semantic", "--from",
+        "scratch", "--base-filters", "4", "--epochs", "1", "--steps", "2", "--batch-size", "2",
+        "--patch-size", "32", "-q")
+    info = nu.read_model_info(tmp_path / "m.keras")
+    assert info.task == "semantic" and info.classes == list(PHANTOM_CLASSES)
+    write_tiff_atomic(tmp_path / "stack.tif", image, axes="ZYX")
+    write_tiff_atomic(tmp_path / "truth.tif", truth, axes="ZYX")
+    cli("segment", tmp_path / "stack.tif", "-o", tmp_path / "out", "--model",
+        tmp_path / "m.keras", "--tile-size", "64", "-q")
+    pred = read_tiff(next((tmp_path / "out").iterdir()))[0]
+    assert pred.shape == truth.shape and pred.max() <= 3
+    out = cli("evaluate", next((tmp_path / "out").iterdir()), tmp_path / "truth.tif",
+              "--model", tmp_path / "m.keras")
+    lines = out.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == [*PHANTOM_CLASSES, "mean"] and "IoU" in lines[0]
+    # Bad input: one line, non-zero exit.
+    assert main(["train", str(tmp_path / "ds"), "-o", str(tmp_path / "x.keras"),
+                 "--classes", "a,b"]) != 0
+    assert "--task semantic" in capsys.readouterr().err
+
+
+def test_class_scores_per_class_and_planes():
+    from napari_unet.metrics import class_scores
+
+    gt = np.zeros((3, 4, 4), np.uint8)
+    gt[1, :2], gt[1, 2:] = 1, 2
+    pred = gt.copy()
+    pred[1, 3] = 1  # 4 px of class 2 called class 1
+    pred[0, 0, 0] = 2  # an unannotated plane
+    s = class_scores(pred, gt, 2, ignore_unlabelled_planes=True)
+    assert s["dice"] == pytest.approx([2 * 8 / 20, 2 * 4 / 12])
+    assert s["iou"] == pytest.approx([8 / 12, 4 / 8])
+    assert s["mean_dice"] == pytest.approx(np.mean(s["dice"]))
+    assert class_scores(pred, gt, 2)["dice"][1] < s["dice"][1]

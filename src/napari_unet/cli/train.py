@@ -19,6 +19,13 @@ def add_parser(sub) -> None:
     tr.add_argument("--from", dest="base_model", default=DEFAULT, metavar="MODEL",
                     help="model to fine-tune: 'default' (the shipped model, the default), a "
                          ".keras file, or 'scratch' for a new U-Net")
+    tr.add_argument("--task", choices=("instance", "semantic"), default="instance",
+                    help="instance: countable objects (the default); semantic: labels are "
+                         "class ids, planes without labels are ignored (a fine-tuned model "
+                         "keeps its own task)")
+    tr.add_argument("--classes", metavar="A,B,...",
+                    help="semantic: names of classes 1, 2, ... (default: the datasets' "
+                         "manifest, else class_1..K)")
     tr.add_argument("--base-filters", type=positive_int, default=16,
                     help="width of a new U-Net (with --from scratch)")
     tr.add_argument("--epochs", type=positive_int, default=30)
@@ -51,6 +58,19 @@ def start_model(value: str):
     return path
 
 
+def class_option(args, manifest_classes: list):
+    """Class names for a semantic run: ``--classes``, else the manifests'."""
+    if args.classes:
+        if args.task != "semantic":
+            raise CLIError("--classes needs --task semantic")
+        return [c.strip() for c in args.classes.split(",")]
+    if args.task != "semantic" or not manifest_classes:
+        return None
+    if any(c != manifest_classes[0] for c in manifest_classes):
+        raise CLIError(f"the datasets name different classes: {manifest_classes}")
+    return manifest_classes[0]
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -65,7 +85,7 @@ def run(args) -> int:
     if out.parent.exists() and not out.parent.is_dir():
         raise CLIError(f"-o: {out.parent} is not a folder")
     base = start_model(args.base_model)
-    images, labels, names, with_channels = [], [], [], set()
+    images, labels, names, with_channels, manifest_classes = [], [], [], set(), []
     for folder in args.datasets:
         if not Path(folder).is_dir():
             raise CLIError(f"dataset folder not found: {folder}")
@@ -74,8 +94,11 @@ def run(args) -> int:
         labels += ds.labels
         names.append(str(folder))
         with_channels.add(ds.channel_axis is not None)
+        if ds.manifest.get("classes"):
+            manifest_classes.append(list(ds.manifest["classes"]))
     if len(with_channels) > 1:
         raise CLIError("some datasets have multichannel images and others do not")
+    classes = class_option(args, manifest_classes)
     bar = None
 
     def progress(state):
@@ -104,6 +127,7 @@ def run(args) -> int:
         print(f"training from {start} on {len(images)} images", file=sys.stderr)
     try:
         result = train(images, labels, model=base, base_filters=args.base_filters,
+                       task=args.task, classes=classes,
                        channel_axis=-1 if True in with_channels else None, epochs=args.epochs,
                        steps_per_epoch=args.steps, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, patch_size=args.patch_size,
