@@ -240,3 +240,38 @@ def test_class_scores_per_class_and_planes():
     assert s["iou"] == pytest.approx([8 / 12, 4 / 8])
     assert s["mean_dice"] == pytest.approx(np.mean(s["dice"]))
     assert class_scores(pred, gt, 2)["dice"][1] < s["dice"][1]
+
+
+# -- the few-slices workflow, headless ----------------------------------------
+def test_few_slices_workflow_paint_export_train_predict_correct_finetune(tmp_path):
+    """Paint classes on 3 planes, export them, train from scratch, predict
+    every plane, correct one plane, export it too, fine-tune."""
+    from napari_unet.export import Region, class_names_from_features, export_pairs
+    from napari_unet.training import read_dataset
+
+    image, truth = tissue_phantom((12, 64, 64), n_classes=2, seed=2)
+    painted = np.zeros_like(truth)
+    planes = [2, 6, 9]
+    painted[planes] = truth[planes]  # what the user painted
+    features = {"index": [0, 1, 2], "class": ["background", "organ", "vessels"]}
+    names = class_names_from_features(features)
+    export_pairs(image, painted, tmp_path / "ds", name="stack", classes=names,
+                 regions=[Region((p,)) for p in planes])
+    ds = read_dataset(tmp_path / "ds")
+    fast = dict(epochs=1, steps_per_epoch=2, batch_size=2, patch_size=32, jit_compile=False)
+    first = train(ds.images, ds.labels, task="semantic", classes=ds.manifest["classes"],
+                  base_filters=4, depth=2, output_path=tmp_path / "first.keras", **fast)
+    pred = nu.segment(image, first.path, axes="ZYX", tile_size=32, overlap=8)
+    assert pred.shape == truth.shape and pred.dtype == np.uint8 and pred.max() <= 2
+    corrected = pred.copy()
+    corrected[4] = truth[4]  # the user fixes plane 4
+    export_pairs(image, corrected, tmp_path / "ds", name="stack", classes=names,
+                 regions=[Region((4,))])
+    ds = read_dataset(tmp_path / "ds")
+    assert len(ds.images) == 4 and ds.manifest["classes"] == names
+    tuned = train(ds.images, ds.labels, model=first.path,
+                  output_path=tmp_path / "tuned.keras", **fast)
+    info = nu.read_model_info(tuned.path)
+    assert info.task == "semantic" and info.classes == names and info.parent == "first"
+    with pytest.raises(ValueError, match="semantic model, not instance"):
+        train(ds.images, ds.labels, model=first.path, task="instance", **fast)

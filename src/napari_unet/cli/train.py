@@ -19,10 +19,10 @@ def add_parser(sub) -> None:
     tr.add_argument("--from", dest="base_model", default=DEFAULT, metavar="MODEL",
                     help="model to fine-tune: 'default' (the shipped model, the default), a "
                          ".keras file, or 'scratch' for a new U-Net")
-    tr.add_argument("--task", choices=("instance", "semantic"), default="instance",
-                    help="instance: countable objects (the default); semantic: labels are "
-                         "class ids, planes without labels are ignored (a fine-tuned model "
-                         "keeps its own task)")
+    tr.add_argument("--task", choices=("instance", "semantic"),
+                    help="instance: countable objects; semantic: labels are class ids, planes "
+                         "without labels are ignored (default: the --from model's task, "
+                         "instance from scratch)")
     tr.add_argument("--classes", metavar="A,B,...",
                     help="semantic: names of classes 1, 2, ... (default: the datasets' "
                          "manifest, else class_1..K)")
@@ -58,13 +58,19 @@ def start_model(value: str):
     return path
 
 
-def class_option(args, manifest_classes: list):
+def class_option(args, manifest_classes: list, base):
     """Class names for a semantic run: ``--classes``, else the manifests'."""
+    task = args.task
+    if task is None and base is not None:
+        from ..model_io import read_model_info
+
+        info = read_model_info(base)
+        task = info.task if info is not None else "instance"
     if args.classes:
-        if args.task != "semantic":
-            raise CLIError("--classes needs --task semantic")
+        if task != "semantic":
+            raise CLIError("--classes needs --task semantic (or a semantic --from model)")
         return [c.strip() for c in args.classes.split(",")]
-    if args.task != "semantic" or not manifest_classes:
+    if task != "semantic" or not manifest_classes:
         return None
     if any(c != manifest_classes[0] for c in manifest_classes):
         raise CLIError(f"the datasets name different classes: {manifest_classes}")
@@ -98,7 +104,7 @@ def run(args) -> int:
             manifest_classes.append(list(ds.manifest["classes"]))
     if len(with_channels) > 1:
         raise CLIError("some datasets have multichannel images and others do not")
-    classes = class_option(args, manifest_classes)
+    classes = class_option(args, manifest_classes, base)
     bar = None
 
     def progress(state):

@@ -103,7 +103,7 @@ def train(
     labels,
     *,
     model=None,
-    task: str = "instance",
+    task: str | None = None,
     classes=None,
     class_colors=None,
     base_filters: int = 16,
@@ -144,12 +144,12 @@ def train(
     model : keras.Model, str, Path or None
         Model to fine-tune (a copy is trained; the object passed is never
         modified) or a ``.keras`` file; None builds a fresh U-Net.
-    task : {'instance', 'semantic'}
+    task : {'instance', 'semantic'}, optional
+        The fine-tuned model's own task, else ``"instance"``.
         ``"semantic"``: labels are class ids 0..K, planes without any label
         are unannotated and left out (see :mod:`.semantic`), the loss is
         cross-entropy + per-class soft Dice with rare-class weights, and
-        validation scores the mean per-class Dice. A fine-tuned model keeps
-        its own task.
+        validation scores the mean per-class Dice.
     classes : list of str, str or int, optional
         Semantic task: class names for label values 1..K (a list or
         ``"a,b,c"``), or K; by default the model's, else ``class_1..K`` up
@@ -239,8 +239,10 @@ def train(
             raise FileExistsError(f"Model file already exists, not overwriting: {output_path}")
 
     source, parent, parent_name = _resolve_start(model, info)
-    if parent is not None:
-        task = parent.task
+    if parent is not None and task not in (None, parent.task):
+        raise ValueError(f"The model to fine-tune is a {parent.task} model, not {task}; "
+                         f"start a {task} model from scratch.")
+    task = task or (parent.task if parent is not None else "instance")
     if task not in ("instance", "semantic"):
         raise ValueError(f"task must be 'instance' or 'semantic', got {task!r}")
     semantic = task == "semantic"
