@@ -10,8 +10,7 @@ no single intensity threshold separates the classes:
   with a fine isotropic grain (1 px noise);
 * **vessels** (2): tubes running through the stack along a drifting,
   wavy path (their cross-section moves and changes size from plane to
-  plane), darker than the organ but about as bright as background, with a
-  striped texture along X;
+  plane), darker than background, with a striped texture along X;
 * **lesions** (3): a few small spheres (radius 4-9 px) inside and near the
   organ, bright with a coarse blotchy texture.
 
@@ -90,7 +89,7 @@ def tissue_phantom(shape=(60, 192, 192), *, n_classes: int = 3, noise: float = 0
             rad = rng.uniform(4, 9)
             labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < rad ** 2] = 3
 
-    base = np.array([0.35, 0.65, 0.35, 0.85], np.float32)[: n_classes + 1]
+    base = np.array([0.35, 0.65, 0.15, 0.85], np.float32)[: n_classes + 1]
     image = base[labels] + 0.05 * _smooth_noise(rng, shape, 6)
     grain = rng.standard_normal(shape).astype(np.float32)
     image[labels == 1] += 0.12 * grain[labels == 1]

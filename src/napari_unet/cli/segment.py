@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
     seg.add_argument("--axes", type=axes_letters,
                      help="axes of the input, e.g. YX, ZYX, TYX, YXC, TZCYX")
     seg.add_argument("--channel", type=channels, help="channel index, comma list, or 'mean'")
-    seg.add_argument("--semantic", action="store_true", help="write a 0/1 mask")
+    seg.add_argument("--semantic", action="store_true",
+                     help="write a 0/1 mask (semantic models always write class labels)")
     seg.add_argument("--scheduler", metavar="ADDRESS",
                      help="dask.distributed scheduler address (zarr inputs)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -199,6 +200,7 @@ def run(args) -> int:
                               unit=unit or "um", overwrite=args.overwrite)
             count = int(labels.max(initial=0))
         if not args.quiet:
-            what = "mask" if args.semantic else f"{count} objects"
+            what = ("class labels " + ", ".join(info.classes) if info.is_semantic
+                    else "mask" if args.semantic else f"{count} objects")
             tqdm.write(f"{path} -> {target} ({what})", file=sys.stderr)
     return 0

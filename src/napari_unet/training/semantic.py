@@ -91,12 +91,13 @@ def class_targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return (labels[..., None] == np.arange(n_classes + 1)).astype(np.uint8)
 
 
-def class_weights(label_planes, n_classes: int, max_weight: float = 10.0) -> np.ndarray:
+def class_weights(label_planes, n_classes: int, max_weight: float = 5.0) -> np.ndarray:
     """Weights per output channel, larger for rare classes.
 
-    ``(median frequency / frequency) ** 0.5`` over background + classes,
-    clipped to ``[1 / max_weight, max_weight]`` and scaled to mean 1 (the
-    square root keeps a tiny class from dominating). For one class the
+    ``(largest frequency / frequency) ** 0.5`` over background + classes,
+    clipped to ``[1, max_weight]``: the most common class (usually
+    background) weighs 1, so it keeps teaching where nothing is, and the
+    square root keeps a tiny class from dominating. For one class the
     result has one value: the weight of class pixels relative to background.
 
     Raises
@@ -113,9 +114,7 @@ def class_weights(label_planes, n_classes: int, max_weight: float = 10.0) -> np.
                          f"least one plane or remove it from the class names.")
     if counts[0] == 0:
         counts[0] = counts[1:].sum()  # fully painted planes: no background prior
-    freq = counts / counts.sum()
-    w = np.clip(np.sqrt(np.median(freq) / freq), 1 / max_weight, max_weight)
-    w = w / w.mean()
+    w = np.clip(np.sqrt(counts.max() / counts), 1.0, max_weight)
     return np.array([w[1] / w[0]]) if n_classes == 1 else w
 
 
@@ -142,9 +141,10 @@ def make_semantic_loss(n_classes: int, weights):
 
     One class: BCE with class pixels weighted ``weights[0]`` + soft Dice.
     Several: softmax cross-entropy weighted per true class + the weighted
-    mean of ``1 - Dice`` over the K classes (background excluded: it is
-    large and easy). Dice is computed over the whole batch, so a class
-    absent from one patch does not make its score noisy.
+    mean of ``1 - Dice`` over background and the K classes (background's
+    Dice penalizes a class spilling over it). Dice is computed over the
+    whole batch, so a class absent from one patch does not make its score
+    noisy.
     """
     from keras import ops
 
@@ -164,15 +164,15 @@ def make_semantic_loss(n_classes: int, weights):
 
         return binary_loss
 
-    fg_w = w[1:] / w[1:].sum()
+    dice_w = w / w.sum()
 
     def class_loss(y_true, y_pred):
         t = ops.cast(y_true, "float32")
         q = ops.clip(ops.cast(y_pred, "float32"), 1e-6, 1.0)
         ce = -ops.sum(t * ops.log(q) * w, axis=-1)
         total = ops.mean(ce)
-        for c in range(1, n_classes + 1):
-            total = total + float(fg_w[c - 1]) * (1 - soft_dice(t[..., c], q[..., c]))
+        for c in range(n_classes + 1):
+            total = total + float(dice_w[c]) * (1 - soft_dice(t[..., c], q[..., c]))
         return total
 
     return class_loss
