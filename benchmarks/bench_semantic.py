@@ -85,7 +85,7 @@ def run(name, n_classes, base_filters, time_limit, folder, shape, seed):
 
     t0 = time.monotonic()
     res = nu.train(image, sparse, task="semantic", classes=names, base_filters=base_filters,
-                   epochs=200, steps_per_epoch=25, batch_size=BATCH, patch_size=PATCH,
+                   epochs=200, steps_per_epoch=40, batch_size=BATCH, patch_size=PATCH,
                    learning_rate=LR,
                    time_limit=time_limit, output_path=path, seed=seed, progress=progress)
     train_s = time.monotonic() - t0 - spent[0]

@@ -12,7 +12,7 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton,
 
 from . import _layers
 
-OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
+OUTPUTS = [("instance labels", "instance"), ("semantic mask / class labels", "semantic")]
 
 
 def input_section(dock) -> list:
