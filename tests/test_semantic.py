@@ -137,9 +137,9 @@ def test_export_writes_class_names_that_training_reads(tmp_path):
     features = {"index": [0, 1, 2], "class": ["background", "organ", "vessel"]}
     names = class_names_from_features(features)
     assert names == ["organ", "vessel"]
-    assert class_names_from_features({"area": [1, 2]}) is None
+    assert class_names_from_features({"area": [1, 2], "name": ["a", "b"]}) is None
     with pytest.raises(ValueError, match="label 2"):
-        class_names_from_features({"index": [1, 3], "name": ["a", "c"]})
+        class_names_from_features({"index": [1, 3], "class": ["a", "c"]})
     image = np.random.default_rng(0).random((4, 32, 32), np.float32)
     labels = np.zeros((4, 32, 32), np.uint8)
     labels[1, 4:20, 4:20], labels[1, 22:30, 22:30] = 1, 2

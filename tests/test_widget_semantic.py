@@ -1,10 +1,13 @@
 """The few-slices workflow in napari: paint classes on a few planes of a
-stack, train a semantic U-Net from scratch in the Train dock, predict every
+stack, export the painted planes (class names from the layer's features),
+train a semantic U-Net from scratch on them in the Train dock, predict every
 plane in the Segment dock as class labels with names and colours.
 
 Runs are tiny (one short epoch): the test checks the plumbing (task, class
 names from the Labels layer's features, class layer), not what is learnt.
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 from napari_unet import read_model_info  # noqa: E402
-from napari_unet._widgets import _notify, train_widget  # noqa: E402
+from napari_unet._widgets import _notify, export_widget, train_widget  # noqa: E402
 from napari_unet.phantom import tissue_phantom  # noqa: E402
 
 TIMEOUT = 240_000  # ms; a busy machine, and fresh workers import TensorFlow
@@ -29,8 +32,9 @@ def _user_dirs(tmp_path, monkeypatch, worker_control):
 def notes(monkeypatch):
     shown = []
     for kind in ("error", "info"):
-        monkeypatch.setattr(train_widget, f"show_{kind}",
-                            lambda msg, kind=kind: shown.append((kind, str(msg))))
+        for module in (train_widget, export_widget):
+            monkeypatch.setattr(module, f"show_{kind}",
+                                lambda msg, kind=kind: shown.append((kind, str(msg))))
     for kind in ("error", "warning", "info"):
         monkeypatch.setattr(_notify, f"show_{kind}",
                             lambda msg, kind=kind: shown.append((kind, str(msg))))
@@ -41,27 +45,40 @@ def test_paint_few_planes_train_semantic_predict_class_layer(make_napari_viewer,
                                                              tmp_path, notes):
     viewer = make_napari_viewer()
     image, truth = tissue_phantom((8, 64, 64), n_classes=2, seed=3)
-    painted = np.zeros_like(truth)
-    painted[[1, 4, 6]] = truth[[1, 4, 6]]
     viewer.add_image(image, name="tissue")
-    viewer.add_labels(painted, name="tissue classes",
-                      features={"index": [0, 1, 2], "class": ["background", "organ", "vessel"]})
+    painted = viewer.add_labels(
+        np.zeros(truth.shape, np.uint8), name="tissue classes",
+        features={"index": [0, 1, 2], "class": ["background", "organ", "vessel"]})
+    _, exporter = viewer.window.add_plugin_dock_widget("napari-tiled-unet",
+                                                       "Export training data")
+    exporter.folder.value = str(tmp_path / "painted")
+    exporter.label_layer.value = painted
+    for z in (1, 4, 6):  # paint classes on three planes
+        viewer.dims.set_current_step(0, z)
+        painted.brush_size = 20
+        painted.paint((z, 30, 30), 1)
+        painted.brush_size = 6
+        painted.paint((z, 48, 20), 2)
+    exporter.scope.value = "edited slices"
+    written = exporter.export()
+    assert [p["slice"] for p in written] == [[1], [4], [6]]
+    manifest = json.loads((tmp_path / "painted" / "dataset.json").read_text())
+    assert manifest["classes"] == ["organ", "vessel"]
 
     _, trainer = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Train")
+    assert trainer.add_dataset(tmp_path / "painted")
     trainer.start_model.value = train_widget.SCRATCH
     assert trainer.class_names.native.isHidden()
     trainer.task.value = "semantic"
     assert not trainer.class_names.native.isHidden()
     trainer.epochs.value, trainer.steps.value, trainer.batch_size.value = 1, 2, 2
     trainer.patch_size.value = 64
-    trainer.layer_pairs.value = list(trainer.layer_pairs.choices)
     trainer.output.value = tmp_path / "models" / "tissue.keras"
     trainer.start()
     qtbot.waitUntil(lambda: not trainer.busy, timeout=TIMEOUT)
     assert not [n for n in notes if n[0] == "error"], notes
     info = read_model_info(tmp_path / "models" / "tissue.keras")
     assert info.task == "semantic" and info.classes == ["organ", "vessel"]
-    assert info.training["n_unannotated_planes"] == 5  # unpainted planes ignored
 
     _, seg = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
     assert seg.load_model_file(tmp_path / "models" / "tissue.keras")

@@ -238,7 +238,8 @@ def class_names_from_features(features) -> list[str] | None:
     """Class names for label values 1..K from a Labels layer's ``features``.
 
     ``features`` is a table (pandas DataFrame or dict of columns) with a
-    name column (``class``, ``class_name``, ``name`` or ``label_name``) and
+    ``class`` (or ``class_name``) column (other columns, e.g. a ``name``
+    per instance, do not make labels classes) and
     optionally the label value (``index``, ``label`` or ``value``; else the
     row number is the value). Returns None without a name column, and the
     names of 1..K (value 0 is background) otherwise.
@@ -251,8 +252,7 @@ def class_names_from_features(features) -> list[str] | None:
     columns = dict(features) if features is not None else {}
     if hasattr(features, "to_dict"):
         columns = {k: list(v.values()) for k, v in features.to_dict().items()}
-    name_col = next((c for c in ("class", "class_name", "name", "label_name") if c in columns),
-                    None)
+    name_col = next((c for c in ("class", "class_name") if c in columns), None)
     if name_col is None or not len(columns[name_col]):
         return None
     names = [str(n) for n in columns[name_col]]

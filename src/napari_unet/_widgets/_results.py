@@ -124,8 +124,7 @@ def class_layer_options(info) -> dict:
         return {}
     from napari.utils.colormaps import DirectLabelColormap
 
-    names = ["background", *info.classes] if len(info.classes) > 1 else [
-        "background", info.classes[0]]
+    names = ["background", *info.classes]
     colors = {None: "transparent", **info.label_colors()}
     return {"features": {"index": list(range(len(names))), "class": names},
             "colormap": DirectLabelColormap(color_dict=colors)}
