@@ -109,3 +109,62 @@ class PeakRSS:
     @property
     def extra_mb(self) -> float:
         return (self.peak - self.baseline) / 2**20
+
+
+def seed_way(image, model, info, *, tile: int = 128, batch_size: int = 32):
+    """The seed's way, as a user would batch it: every non-overlapping
+    ``tile`` patch of the percentile-normalized image through ONE
+    ``model.predict(batch, batch_size=32)`` call, then a threshold.
+
+    Returns ``(mask, probabilities)``; the mask is the foreground above the
+    model's threshold (no instances: the seed stops there).
+    """
+    from napari_unet.normalize import apply_range, percentile_range
+
+    lo, hi = percentile_range(image, *info.percentiles)
+    h, w = image.shape
+    hp, wp = -(-h // tile) * tile, -(-w // tile) * tile
+    padded = np.pad(apply_range(image, lo, hi), ((0, hp - h), (0, wp - w)), mode="reflect")
+    ny, nx = hp // tile, wp // tile
+    patches = padded.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3).reshape(-1, tile, tile, 1)
+    pred = model.predict(patches, batch_size=batch_size, verbose=0)
+    c = pred.shape[-1]
+    probs = pred.reshape(ny, nx, tile, tile, c).transpose(4, 0, 2, 1, 3).reshape(c, hp, wp)
+    probs = probs[:, :h, :w]
+    return probs[0] > info.thresholds.get("foreground", 0.5), probs
+
+
+def dice(a, b) -> float:
+    """Dice of two boolean masks."""
+    return float(2 * np.logical_and(a, b).sum() / max(1, a.sum() + b.sum()))
+
+
+def verdict(ok: bool, what: str) -> str:
+    """One greppable line: ``PASS: ...`` or ``FAIL: ...``."""
+    line = f"{'PASS' if ok else 'FAIL'}: {what}"
+    print(line, flush=True)
+    return line
+
+
+def heldout_images():
+    """Held-out ``(images, labels, names)``: mnfinder 1.2.3's validation split
+    (never trained on; the wheel from napari-unet's cache or ``$MNFINDER_WHEEL``),
+    else the shipped sample image (one of those validation images)."""
+    wheel = Path(os.environ.get("MNFINDER_WHEEL", Path.home() / ".cache" / "napari-unet" /
+                                "wheels" / "mnfinder-1.2.3-py3-none-any.whl"))
+    if wheel.exists():
+        import sys
+        import zipfile
+
+        sys.path.insert(0, str(REPO / "scripts"))
+        from train_default_model import read_split
+
+        with zipfile.ZipFile(wheel) as zf:
+            images, labels, names, _ = read_split(zf, "validation-data")
+        return images, labels, [f"mnfinder validation {n}" for n in names]
+    import tifffile
+
+    folder = REPO / "sample_data"
+    return ([tifffile.imread(folder / "nuclei2d.tif")],
+            [tifffile.imread(folder / "nuclei2d_labels.tif").astype(np.int32)],
+            ["sample_data/nuclei2d.tif"])

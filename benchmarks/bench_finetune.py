@@ -190,7 +190,7 @@ def part_3d(model_path: Path, work: Path, args) -> None:
           f"({sum(counts[z] for z in far)} objects)")
 
     t0 = time.perf_counter()
-    before = nu.segment(image, str(model_path))
+    before = nu.segment(image, str(model_path), axes="ZYX", instances="2d")  # scored per plane
     t_before = time.perf_counter() - t0
     t0 = time.perf_counter()
     baseline = otsu_watershed(image)
@@ -203,7 +203,7 @@ def part_3d(model_path: Path, work: Path, args) -> None:
                                         work / "finetuned3d.keras",
                                         data_description=f"nuclei3d reference planes {train_z}")
     t0 = time.perf_counter()
-    after = nu.segment(image, str(result.path))
+    after = nu.segment(image, str(result.path), axes="ZYX", instances="2d")
     t_after = time.perf_counter() - t0
     val_planes = result.info.training.get("n_val_planes")
 

@@ -25,11 +25,13 @@ what a 2D model cannot see: the nucleus above and below each plane.
    slightly z-smoothed image (``SIGMA_CUT_UM``) exceeds ``background +
    HALF_MAX_FRACTION * (its median - background)``. Holes left in a plane
    (nucleoli, dim chromatin) are given back to the nucleus around them.
-5. Cut into planes: every 4-connected 2D piece of a nucleus in a plane is
-   its own instance; pieces under ``MIN_AREA_PX`` pixels (the rims at the top
-   and bottom of a nucleus) are dropped. Ids are consecutive and unique
-   over the stack, plane by plane (the layout ``napari_unet.segment``
-   returns for a stack).
+5. Clean each plane: holes inside a nucleus' plane section are filled, and
+   4-connected pieces under ``MIN_AREA_PX`` pixels (the rims at the top and
+   bottom of a nucleus) are dropped, and so are 3D pieces apart from a
+   nucleus' largest (rims of nuclei outside the field that the watershed
+   gave to a neighbour). Each nucleus keeps **one id through
+   all its planes** (3D instances, ids consecutive); per-plane instances,
+   where needed, are the 2D pieces of each id in each plane.
 
 Everything is deterministic (no random numbers), and the TIFF is written
 with :func:`napari_unet.tiff.write_tiff_atomic` (uint16, zlib, ImageJ
@@ -91,7 +93,7 @@ def _seeds(distance: np.ndarray, mask: np.ndarray, spacing) -> np.ndarray:
 
 
 def reference_labels(image: np.ndarray, spacing) -> tuple[np.ndarray, dict]:
-    """Per-plane instance labels (uint16) of a ZYX nuclei stack, and stats."""
+    """3D instance labels (uint16, one id per nucleus) of a ZYX nuclei stack, and stats."""
     from skimage.filters import threshold_otsu
     from skimage.segmentation import watershed
 
@@ -134,7 +136,6 @@ def reference_labels(image: np.ndarray, spacing) -> tuple[np.ndarray, dict]:
     labels3d = np.where(smoother > lut[grown], grown, 0)
 
     out = np.zeros(labels3d.shape, np.uint16)
-    next_id = 1
     for z in range(labels3d.shape[0]):
         plane = labels3d[z]
         for obj in np.unique(plane[plane > 0]):
@@ -144,10 +145,22 @@ def reference_labels(image: np.ndarray, spacing) -> tuple[np.ndarray, dict]:
             areas = np.bincount(pieces.ravel())
             for k in range(1, n + 1):
                 if areas[k] >= MIN_AREA_PX:
-                    out[z][pieces == k] = next_id
-                    next_id += 1
-    n_3d = len(np.unique(labels3d[out > 0]))
-    stats = {"otsu_level": level, "background": background, "n_objects_3d": n_3d,
+                    out[z][pieces == k] = obj  # the nucleus keeps its 3D id
+    # A nucleus is its largest 26-connected 3D piece: stray pieces are rims of
+    # nuclei outside the field that the watershed gave to a neighbour.
+    for obj, box in enumerate(ndi.find_objects(out), start=1):
+        if box is None:
+            continue
+        pieces, n = ndi.label(out[box] == obj, structure=np.ones((3, 3, 3), bool))
+        if n > 1:
+            largest = np.bincount(pieces.ravel())[1:].argmax() + 1
+            out[box][(pieces > 0) & (pieces != largest)] = 0
+    # Consecutive ids 1..n, one per nucleus through the whole stack.
+    ids = np.unique(out[out > 0])
+    lut = np.zeros(int(out.max()) + 1, np.uint16)
+    lut[ids] = np.arange(1, len(ids) + 1, dtype=np.uint16)
+    out = lut[out]
+    stats = {"otsu_level": level, "background": background, "n_objects_3d": len(ids),
              "objects_per_plane": [len(np.unique(p)) - 1 for p in out]}
     return out, stats
 
@@ -187,9 +200,10 @@ def main() -> None:
     if args.png:
         write_overlays(image, labels, args.png, range(labels.shape[0]))
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
-    print(f"{args.out.name}: {labels.shape} {labels.dtype}, {int(labels.max())} 2D objects "
-          f"from {stats['n_objects_3d']} 3D nuclei (normalized, smoothed volume: Otsu level "
-          f"{stats['otsu_level']:.4f}, background {stats['background']:.4f})")
+    print(f"{args.out.name}: {labels.shape} {labels.dtype}, {stats['n_objects_3d']} 3D "
+          f"nuclei, {sum(stats['objects_per_plane'])} plane sections (normalized, smoothed "
+          f"volume: Otsu level {stats['otsu_level']:.4f}, background "
+          f"{stats['background']:.4f})")
     print(f"objects per plane: {stats['objects_per_plane']}")
     print(f"{args.out.stat().st_size} bytes  sha256 {digest}")
 

@@ -134,7 +134,7 @@ def test_bad_model_files(tmp_path, capsys, model_file, case, text):
     (["--tile-size", "0"], "--tile-size: must be a positive integer"),
     (["--tile-size", "102"], "multiple of"),
     (["--overlap", "-16"], "--overlap: must be >= 0"),
-    (["--overlap", "128"], "overlap"),
+    (["--overlap", "256"], "overlap"),
     (["--batch-size", "0"], "--batch-size: must be a positive integer"),
     (["--channel", "x"], "--channel: expected an index"),
     (["--channel", "-1"], "--channel: channel indices must be >= 0"),

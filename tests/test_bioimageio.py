@@ -32,6 +32,15 @@ TINY_INFO = ModelInfo(name="tiny test", outputs=["foreground"], thresholds={"for
                       normalization={"method": "percentile", "low": 2.0, "high": 99.5})
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _float32():
+    """These tests compare weights across formats to 1e-5: run the network in
+    float32 (bf16 on CPUs that have it is tested in tests/test_engine.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAPARI_UNET_PRECISION", "float32")
+        yield
+
+
 def sample_crop(shape=(96, 112)):
     import tifffile
 
@@ -214,6 +223,12 @@ def test_saved_model_bundle_import(tiny_package, tiny_model, tmp_path):
                                atol=1e-5)
     with pytest.raises(ModelFileError, match="SavedModel weights"):
         export_bioimageio(package, tmp_path / "again.zip")
+    # Frozen weights: training refuses them instead of "fine-tuning" nothing.
+    from napari_unet.training import train
+
+    with pytest.raises(ModelFileError, match="cannot be fine-tuned"):
+        train([crop], [(crop > np.median(crop)).astype(np.int32)], model=package, epochs=1,
+              steps_per_epoch=1, patch_size=32, val_fraction=0)
 
 
 def _h5_package(tiny_package, model, tmp_path, name):

@@ -80,6 +80,10 @@ def test_refuses_to_overwrite_without_flag(tmp_path, capsys, model_file):
     ("axes_order", "Y and X must be the last"),
     ("model", "Model file not found"),
     ("not_a_folder", "--output must be a folder"),
+    ("voxel_count", "expected three numbers Z,Y,X"),
+    ("voxel_zero", "voxel sizes must be > 0"),
+    ("voxel_text", "expected a number"),
+    ("instances", "invalid choice: '4d'"),
 ])
 def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, model_file, case, text):
     write_tiff_atomic(tmp_path / "ok.tif", image())
@@ -94,10 +98,35 @@ def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, model_file, case, tex
                        model_file],
         "model": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--model", tmp_path / "x.keras"],
         "not_a_folder": [tmp_path / "ok.tif", "-o", tmp_path / "file", "--model", model_file],
+        "voxel_count": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--voxel-size", "1,2"],
+        "voxel_zero": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--voxel-size", "0,1,1"],
+        "voxel_text": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--voxel-size", "1,a,1"],
+        "instances": [tmp_path / "ok.tif", "-o", tmp_path / "o", "--instances", "4d"],
     }[case]
     code, out, err = run(capsys, "segment", *args)
     assert_one_line_error(code, err, text)
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_z_stack_gives_3d_instances_unless_told_otherwise(tmp_path, capsys):
+    """The shipped model on a crop of the 3D sample: one id per nucleus
+    through Z by default, per-plane ids with --instances 2d; the voxel size
+    comes from the file or --voxel-size."""
+    stack, scale = read_tiff(Path(__file__).resolve().parents[1] / "sample_data"
+                             / "nuclei3d.tif")
+    write_tiff_atomic(tmp_path / "z.tif", stack[8:20, :96, :96], axes="ZYX", scale=scale)
+    code, _, err = run(capsys, "segment", tmp_path / "z.tif", "-o", tmp_path / "3d", "-q")
+    assert code == 0, err
+    labels3d, out_scale = read_tiff(tmp_path / "3d" / "z_labels.tif")
+    assert out_scale == pytest.approx(scale)
+    code, _, err = run(capsys, "segment", tmp_path / "z.tif", "-o", tmp_path / "2d", "-q",
+                       "--instances", "2d", "--voxel-size", "0.29,0.26,0.26")
+    assert code == 0, err
+    labels2d, _ = read_tiff(tmp_path / "2d" / "z_labels.tif")
+    n3, n2 = int(labels3d.max()), int(labels2d.max())
+    assert 3 <= n3 and n2 > 5 * n3  # 12 planes: every nucleus once, not once per plane
+    spans = [len({z for z in range(12) if (labels3d[z] == i).any()}) for i in range(1, n3 + 1)]
+    assert max(spans) == 12
 
 
 def test_evaluate_prints_dice_and_f1(tmp_path, capsys):
@@ -161,6 +190,83 @@ def test_train_reports_epochs_and_saves(tmp_path, capsys, model_file):
     assert "saved" in out and (tmp_path / "new.keras").is_file()
     code, _, err = run(capsys, "train", tmp_path / "ds", "-o", tmp_path / "new.keras")
     assert_one_line_error(code, err, "--overwrite")
+
+
+def _dataset(folder, n=2):
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+    for i in range(n):
+        labels = np.zeros((64, 64), np.uint16)
+        labels[10:30, 10:30], labels[35:55, 30:50] = 1, 2
+        write_tiff_atomic(folder / "images" / f"{i}.tif",
+                          (labels > 0).astype(np.uint16) * 1000 + image(i, (64, 64)) // 10)
+        write_tiff_atomic(folder / "masks" / f"{i}.tif", labels)
+    return folder
+
+
+@pytest.fixture
+def train_calls(monkeypatch, tmp_path):
+    """Keyword arguments of the train() calls the CLI makes (nothing is trained)."""
+    from napari_unet.training import loop
+
+    calls = []
+
+    def fake_train(images, labels, **kwargs):
+        calls.append(kwargs)
+        return loop.TrainingResult(None, None, path=kwargs["output_path"], best_score=0.5,
+                                   best_epoch=1)
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    return calls
+
+
+def test_train_fine_tunes_the_shipped_model_unless_told_otherwise(tmp_path, capsys,
+                                                                  train_calls, model_file):
+    from napari_unet.model_io import default_model_path
+
+    ds = _dataset(tmp_path / "ds")
+    assert run(capsys, "train", ds, "-o", tmp_path / "a.keras")[0] == 0
+    assert Path(train_calls[-1]["model"]) == default_model_path()
+    assert Path(default_model_path()).is_file()
+    assert run(capsys, "train", ds, "-o", tmp_path / "b.keras", "--from", model_file)[0] == 0
+    assert str(train_calls[-1]["model"]) == model_file
+    assert run(capsys, "train", ds, "-o", tmp_path / "c.keras", "--from", "scratch",
+               "--base-filters", "8")[0] == 0
+    assert train_calls[-1]["model"] is None and train_calls[-1]["base_filters"] == 8
+    code, _, err = run(capsys, "train", ds, "-o", tmp_path / "d.keras", "--from",
+                       tmp_path / "nope.keras")
+    assert_one_line_error(code, err, "model file not found")
+    # Unset flags are left to train() (its defaults, or the preset's values).
+    assert "epochs" not in train_calls[-1] and train_calls[-1]["preset"] is None
+    assert train_calls[-1]["counted"] == [None, None]  # whole images count
+    assert len(train_calls) == 3
+    # A sparse pair's counted mask reaches train().
+    (ds / "counted").mkdir()
+    write_tiff_atomic(ds / "counted" / "1.tif", np.eye(64, dtype=np.uint8))
+    assert run(capsys, "train", ds, "-o", tmp_path / "e.keras")[0] == 0
+    first, second = train_calls[-1]["counted"]
+    assert first is None and np.array_equal(second, np.eye(64, dtype=bool))
+
+
+def test_train_quick_preset_with_overrides(tmp_path, capsys, model_file):
+    from napari_unet import load_model
+    from napari_unet.settings import TRAINING_PRESETS
+
+    code, out, err = run(capsys, "train", _dataset(tmp_path / "ds"), "-o",
+                         tmp_path / "q.keras", "--from", model_file, "--preset", "quick",
+                         "--epochs", "1", "--steps", "2", "--batch-size", "2",
+                         "--patch-size", "32")
+    assert code == 0, err
+    assert "(preset quick)" in err
+    info = load_model(tmp_path / "q.keras", with_info=True)[1]
+    quick = TRAINING_PRESETS["quick"]
+    assert info.training["preset"] == "quick"
+    assert info.training["time_limit"] == quick["time_limit"]  # from the preset
+    assert info.training["learning_rate"] == quick["learning_rate"]
+    assert (info.training["max_epochs"], info.training["steps_per_epoch"]) == (1, 2)  # flags
+    code, _, err = run(capsys, "train", tmp_path / "ds", "-o", tmp_path / "r.keras",
+                       "--preset", "slow")
+    assert code != 0 and "invalid choice" in err
 
 
 def test_console_script_runs_and_fails_cleanly(tmp_path, model_file):
@@ -283,3 +389,29 @@ def test_cache_list_and_clean(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "cache", "clean", "--older-than", "7")
     assert code == 0 and "removed 1 stores" in out
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["new-labels.zarr"]
+
+
+def test_precision_option_reaches_the_network(tmp_path, capsys, model_file, monkeypatch):
+    from napari_unet import engine
+
+    seen = []
+    real = engine.run_model
+
+    def spy(model, batch, precision="float32"):
+        seen.append(precision)
+        return real(model, batch, precision)
+
+    monkeypatch.setattr(engine, "run_model", spy)
+    write_tiff_atomic(tmp_path / "a.tif", image())
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "o",
+                       "--model", model_file, "--precision", "float32", "-q")
+    assert code == 0, err
+    assert set(seen) == {"float32"}
+    seen.clear()
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")  # replaces 'auto' only
+    assert run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "p",
+               "--model", model_file, "-q")[0] == 0
+    assert set(seen) == {"bfloat16"}
+    code, _, err = run(capsys, "segment", tmp_path / "a.tif", "-o", tmp_path / "q",
+                       "--model", model_file, "--precision", "int8")
+    assert code != 0 and "--precision" in err

@@ -109,3 +109,27 @@ def test_multichannel_images_are_stored_channels_first(tmp_path, rng):
     assert entry["image_axes"] == "CYX"
     np.testing.assert_array_equal(tifffile.imread(tmp_path / entry["image"]),
                                   np.moveaxis(image, -1, 0))
+
+
+def test_3d_labels_export_as_2d_training_planes(tmp_path):
+    """3D labels (one id per nucleus through Z) export plane by plane and
+    read back as 2D training pairs: training stays 2D."""
+    from pathlib import Path
+
+    from napari_unet.tiff import read_tiff
+    from napari_unet.training.data import read_dataset
+
+    samples = Path(__file__).resolve().parents[1] / "sample_data"
+    image, scale = read_tiff(samples / "nuclei3d.tif")
+    labels, _ = read_tiff(samples / "nuclei3d_reference_labels.tif")
+    planes = [(10,), (11,)]
+    entries = export_pairs(image, labels, tmp_path / "ds", name="n3d", scale=scale,
+                           regions=[Region(p, None, True) for p in planes])
+    assert [e["slice"] for e in entries] == [[10], [11]]
+    shared = set(np.unique(labels[10])) & set(np.unique(labels[11])) - {0}
+    assert len(shared) >= 15  # the same nuclei, same ids, in both planes
+    data = read_dataset(tmp_path / "ds")
+    assert [m.shape for m in data.labels] == [(256, 256)] * 2
+    for z, mask in zip((10, 11), data.labels, strict=True):
+        np.testing.assert_array_equal(mask, labels[z])
+    assert entries[0]["n_objects"] == len(np.unique(labels[10])) - 1

@@ -141,3 +141,33 @@ def test_otsu_baseline_on_synthetic_nuclei():
     assert evaluate(labels, gt)["f1"] == 1.0
     stack = otsu_watershed(np.stack([image, image]))
     assert stack.shape == (2, 96, 96) and stack.max() == 8
+
+
+def test_best_overlap_tells_matched_objects():
+    from napari_unet.metrics import best_overlap
+
+    gt = np.zeros((20, 20), int)
+    gt[0:10, 0:10], gt[0:10, 10:20], gt[12:18, 0:6] = 1, 2, 3
+    pred = np.zeros_like(gt)
+    pred[0:10, 0:20] = 5     # merge of 1 and 2: IoU 0.5 with each? 100/200
+    pred[12:18, 0:3] = 7     # half of 3: IoU 0.5
+    pred[12:18, 3:5] = 8     # a third of 3
+    pred[19, 19] = 9         # false positive
+    ids, iou, partner = best_overlap(pred, gt)
+    assert ids.tolist() == [5, 7, 8, 9]
+    np.testing.assert_allclose(iou, [0.5, 0.5, 12 / 36, 0.0])
+    assert partner[1:].tolist() == [3, 3, 0] and partner[0] in (1, 2)
+    # Agrees with the one-to-one matching at 0.5.
+    pred[0:10, 10:20] = 6
+    ids, iou, _ = best_overlap(pred, gt)
+    assert int((iou >= 0.5).sum()) == match_instances(pred, gt).tp == 3
+
+
+def test_auroc():
+    from napari_unet.metrics import auroc
+
+    assert auroc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
+    assert auroc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+    assert auroc([0.3, 0.1, 0.2], [True, False, True]) == 1.0
+    assert np.isnan(auroc([0.1, 0.2], [True, True]))

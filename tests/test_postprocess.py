@@ -64,7 +64,8 @@ def test_defaults_come_from_model_metadata():
 def test_instance_ids_are_unique_across_a_stack():
     gt = two_touching_discs()
     stack = np.stack([gt > 0, gt > 0, np.zeros_like(gt, bool), gt > 0]).astype(np.float32)
-    labels = nu.probabilities_to_labels(stack[None], outputs=["foreground"], min_size=10)
+    labels = nu.probabilities_to_labels(stack[None], axes="TYX", outputs=["foreground"],
+                                        min_size=10)
     assert labels.shape == stack.shape
     per_plane = [set(np.unique(p)) - {0} for p in labels]
     assert [len(s) for s in per_plane] == [2, 2, 0, 2]
@@ -88,7 +89,7 @@ def test_stack_post_processing_can_be_cancelled_between_planes():
 
     probs = np.zeros((1, 3, 32, 32), np.float32)
     probs[0, :, 8:20, 8:20] = 0.9
-    assert probabilities_to_labels(probs, cancel=threading.Event()).max() == 3
+    assert probabilities_to_labels(probs, axes="TYX", cancel=threading.Event()).max() == 3
     checks = []
 
     def cancel():  # set once the first plane is done
@@ -96,5 +97,38 @@ def test_stack_post_processing_can_be_cancelled_between_planes():
         return len(checks) > 1
 
     with pytest.raises(Cancelled):
-        probabilities_to_labels(probs, cancel=cancel)
+        probabilities_to_labels(probs, axes="TYX", cancel=cancel)
     assert len(checks) == 2
+
+
+def test_only_objects_that_can_change_are_refined(monkeypatch):
+    """Whole-image passes pick the objects to fill and to split; the result
+    equals refining every object one by one."""
+    from scipy import ndimage as ndi
+
+    from napari_unet import postprocess
+
+    rng = np.random.default_rng(0)
+    fg = np.zeros((300, 300), np.float32)
+    for _ in range(40):  # discs, many touching
+        fg[disk(tuple(rng.integers(10, 290, 2)), rng.integers(6, 16), shape=fg.shape)] = 1
+    fg[disk((150, 150), 30, shape=fg.shape)] = 1
+    fg[disk((150, 150), 8, shape=fg.shape)] = 0  # a hole
+    fg[disk((150, 150), 3, shape=fg.shape)] = 1  # an object inside the hole
+    fg[0:40, 0:6] = 1
+    fg[10:20, 0:3] = 0  # a dent open to the image border: not a hole
+    labels = ndi.label(fg > 0.5)[0]
+    bnd = find_boundaries(labels, mode="inner").astype(np.float32)
+    probs = np.stack([fg * 0.9 + 0.05, bnd * 0.9 + 0.05]) + rng.normal(0, 0.02, (2, 300, 300))
+    probs = probs.astype(np.float32)
+    info = ModelInfo(outputs=["foreground", "boundary"])
+    fast = nu.probabilities_to_labels(probs, info=info, min_size=10)
+    n = int(fast.max())
+    monkeypatch.setattr(postprocess, "_objects_next_to_pockets",
+                        lambda labels: range(1, int(labels.max()) + 1))
+    monkeypatch.setattr(postprocess, "_objects_with_seeds",
+                        lambda labels, *a: range(1, int(labels.max()) + 1))
+    every = nu.probabilities_to_labels(probs, info=info, min_size=10)
+    np.testing.assert_array_equal(fast, every)
+    assert n > 20 and fast[150, 145] > 0  # the hole was filled
+    assert fast[15, 1] == 0  # the dent was not

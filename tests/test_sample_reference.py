@@ -1,6 +1,7 @@
 """The shipped reference labels of the 3D sample (nuclei3d_reference_labels.tif).
 
-They stand in for hand-corrected labels in ``benchmarks/bench_finetune.py
+They stand in for hand-corrected 3D labels (one id per nucleus through Z) in
+``benchmarks/bench_3d.py`` and, plane by plane, ``benchmarks/bench_finetune.py
 --part 3d`` (made by ``scripts/make_nuclei3d_reference.py``); these checks
 catch a wrong, shifted, truncated or mislabelled file.
 """
@@ -40,22 +41,21 @@ def test_every_plane_has_a_plausible_number_of_nuclei(stack):
     assert np.all((counts[MIDDLE] >= 15) & (counts[MIDDLE] <= 35)), counts
 
 
-def test_ids_are_per_plane_instances(stack):
-    """Each id lives in one plane, as one 4-connected piece of >= 50 px."""
+def test_ids_are_3d_nuclei(stack):
+    """One id per nucleus through Z: ~21 ids, each in many consecutive
+    planes, each section >= 50 px."""
     _, labels, _, _ = stack
-    seen = set()
-    for plane in labels:
-        ids = np.unique(plane[plane > 0])
-        if not len(ids):
-            continue
-        assert not seen & set(ids.tolist())
-        seen |= set(ids.tolist())
-        areas = np.bincount(plane.ravel())[ids]
-        assert areas.min() >= 50
-        # As many 4-connected pieces as ids: no id is split in two.
-        boxes = ndi.find_objects(plane)
-        for i in ids:
-            assert ndi.label(plane[boxes[i - 1]] == i)[1] == 1, i
+    ids = np.unique(labels[labels > 0])
+    assert 15 <= len(ids) <= 30 and ids.tolist() == list(range(1, len(ids) + 1))
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        planes = [z for z in range(box[0].start, box[0].stop) if (labels[z] == i).any()]
+        assert planes == list(range(planes[0], planes[-1] + 1)), i  # no gap in Z
+        assert len(planes) >= 10, i
+        areas = [(labels[z] == i).sum() for z in planes]
+        assert min(areas) >= 50, i
+    # A nucleus is one 3D piece (26-connected).
+    for i in ids:
+        assert ndi.label(labels == i, structure=np.ones((3, 3, 3)))[1] == 1, i
 
 
 def test_labels_sit_on_the_bright_nuclei(stack):

@@ -38,7 +38,7 @@ def test_segment_from_a_model_file(tmp_path, tiny_model, rng):
         (np.zeros((8, 8, 3)), {"channel_axis": 4}, "out of range"),
         (np.zeros((8, 8)), {"channels": [1]}, "channel_axis"),
         (np.zeros((8, 8)), {"tile_size": 102}, "multiple of 4"),
-        (np.zeros((8, 8)), {"overlap": 128}, "overlap"),
+        (np.zeros((8, 8)), {"overlap": 256}, "overlap"),
         (np.zeros((8, 8)), {"overlap": 30}, "multiple of 4"),
         (np.zeros((8, 8)), {"batch_size": 0}, "batch_size"),
     ],

@@ -92,7 +92,8 @@ def test_no_overlap_is_worse_than_overlap(tiny_model_2out):
     plane = image[..., None]
     lo, hi = plane_range(plane, 1, 99.8)
     whole = predict_whole_plane(plane, tiny_model_2out, lo=lo, hi=hi)
-    err = {ov: np.abs(whole - nu.predict_probabilities(image, tiny_model_2out, overlap=ov)).mean()
+    err = {ov: np.abs(whole - nu.predict_probabilities(image, tiny_model_2out, tile_size=128,
+                                                      overlap=ov)).mean()
            for ov in (0, 32)}
     assert err[32] < err[0]
 
@@ -191,3 +192,22 @@ def test_crop_with_the_whole_images_intensity_range(tiny_model, rng):
     assert np.abs(own - got).max() > 1e-3
     with pytest.raises(ValueError, match="one 2D image"):
         nu.prediction.intensity_range(np.stack([image, image]), tiny_model)
+
+
+def test_default_window_is_fitted_to_the_plane():
+    from napari_unet.settings import PredictionSettings, fit_window
+    from napari_unet.tiling import count_windows
+
+    for n in (2, 100, 300, 512, 1000, 1024, 2048):
+        tile = fit_window((n, n), 256, 32)
+        assert tile % 16 == 0 and 48 <= tile <= 256
+        # As few windows as 256 px ones, never more pixels.
+        assert count_windows((n, n), tile, 32) == count_windows((n, n), 256, 32)
+        assert window_starts(n, tile, tile - 32)[-1] + tile >= n
+    assert fit_window((512, 512), 256, 32) == 192  # 3 windows of 192, not of 256
+    assert fit_window((2048, 2048), 256, 32) == 256
+    assert fit_window((512, 2048), 256, 32) == 256  # the longer axis decides
+    info = nu.ModelInfo(tile_size=128)
+    assert PredictionSettings().resolved(info, (512, 512)).tile_size == 192
+    assert PredictionSettings(tile_size=256).resolved(info, (512, 512)).tile_size == 256
+    assert PredictionSettings().resolved(info).tile_size == 256

@@ -174,3 +174,9 @@ def test_split_components_and_read_dataset(tmp_path):
         read_dataset(tmp_path)
     with pytest.raises(ValueError, match="no 'images'"):
         read_dataset(tmp_path / "masks")
+
+
+def test_unknown_preset_is_refused(pairs):
+    images, labels = zip(*pairs, strict=True)
+    with pytest.raises(ValueError, match="Unknown training preset 'slow'"):
+        train(list(images), list(labels), preset="slow", **FAST)

@@ -200,3 +200,55 @@ def test_tracker_registry_is_shared_and_hands_over(make_napari_viewer, tmp_path)
     del layer
     gc.collect()
     assert ref() is None
+
+
+def test_what_counts_reviewed_and_corrected_regions(make_napari_viewer, tmp_path, notes):
+    import pandas as pd
+
+    from napari_unet.counted import counted_mask
+
+    viewer = make_napari_viewer()
+    image, truth = scene((2, 128, 128))
+    viewer.add_image(image, name="nuclei")
+    labels = viewer.add_labels(truth.copy(), name="corrected")
+    widget = open_widget(viewer, tmp_path / "ds")
+    assert widget.counts.value == "whole"  # whole-image export stays the default
+    widget.counts.value = "reviewed"
+    widget.scope.value = "whole"
+    assert widget.export() is None  # nothing reviewed or edited yet
+    assert "reviewed" in notes[-1][1] and not (tmp_path / "ds").exists()
+
+    # Object 2 of plane 0 is reviewed; plane 1 gets a brush stroke.
+    labels.features = pd.DataFrame({"index": [1, 2, 3, 4], "confidence": [0.9, 0.2, 0.5, 0.7],
+                                    "reviewed": [False, True, False, False]})
+    viewer.dims.set_current_step(0, 1)
+    labels.brush_size = 3
+    labels.paint((1, 100, 100), 50)
+    written = widget.export()
+    assert [(p["slice"], p["hand_corrected"]) for p in written] == [([0], False), ([1], True)]
+    ds = read_dataset(tmp_path / "ds")
+    np.testing.assert_array_equal(ds.counted[0], counted_mask(truth[0], [2]))
+    edited = np.zeros((128, 128), bool)
+    edited[96:128, 96:128] = True  # the stroke's 32-px tile
+    np.testing.assert_array_equal(ds.counted[1], counted_mask(labels.data[1], [2], edited))
+    assert ds.counted[0][truth[0] == 2].all() and not ds.counted[0][truth[0] == 1].any()
+    assert "reviewed and corrected" in notes[-1][1]
+
+    # The current slice holds nothing that counts: nothing is written.
+    with_counted = labels.data.copy()
+    labels.features = pd.DataFrame({"index": [1], "reviewed": [True]})  # on plane 0
+    fresh = viewer.add_labels(with_counted, name="fresh")  # its edits are not tracked
+    fresh.features = labels.features
+    widget.label_layer.value = fresh
+    widget.scope.value = "current"
+    viewer.dims.set_current_step(0, 1)
+    assert widget.export() == [] and "nothing reviewed or corrected" in notes[-1][1]
+    widget.label_layer.value = labels
+
+    # Crops around what counts only; plain export still writes no counted masks.
+    widget.scope.value = "edited regions"
+    crops = widget.export()
+    assert {tuple(p["slice"]) for p in crops} == {(0,), (1,)}
+    assert all(p["counted"] and p["region"] for p in crops)
+    widget.counts.value = "whole"
+    assert widget.export()[0]["counted"] is None

@@ -146,6 +146,7 @@ def test_stack_current_slice_and_channels(make_napari_viewer, qtbot, model_file,
     stack = viewer.add_image(blobs((3, 64, 64)), name="stack", scale=(2, 0.5, 0.5),
                              translate=(0, 5, 5))
     widget = open_widget(viewer, model_file)
+    widget.instances.value = "2d"  # tiny blobs in 3 planes: per-plane objects
     viewer.dims.set_current_step(0, 1)
     widget.scope.value = "current slice"
     run(qtbot, widget)
@@ -331,6 +332,7 @@ def test_hand_edits_are_never_lost(make_napari_viewer, qtbot, model_file, notes)
     viewer = make_napari_viewer()
     viewer.add_image(blobs((3, 64, 64)), name="stack")
     widget = open_widget(viewer, model_file)
+    widget.instances.value = "2d"  # per-plane objects here; 3D: test_z_stack_...
     run(qtbot, widget)
     labels = viewer.layers["stack labels"]
     tracker = widget.results[-1].tracker
@@ -358,7 +360,7 @@ def test_hand_edits_are_never_lost(make_napari_viewer, qtbot, model_file, notes)
     tile = tracker.plane_mask((1,), (64, 64))
     np.testing.assert_array_equal(labels.data[1][tile], edited[1][tile])
     fresh = probabilities_to_labels(widget.results[-1].patches[0][1], threshold=0.5,
-                                    min_size=16)
+                                    min_size=16, instances="2d")
     for z in (0, 2):
         np.testing.assert_array_equal(labels.data[z] > 0, fresh[z] > 0)
 
@@ -368,6 +370,64 @@ def test_hand_edits_are_never_lost(make_napari_viewer, qtbot, model_file, notes)
     run(qtbot, widget)
     assert viewer.layers[-1].name == "stack labels [2]"
     np.testing.assert_array_equal(labels.data, kept)
+
+
+def test_z_stack_gives_3d_objects_and_keeps_3d_edits(make_napari_viewer, qtbot, model_file,
+                                                     notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((6, 64, 64), seed=2), name="stack", scale=(2.0, 0.5, 0.5))
+    widget = open_widget(viewer, model_file)
+    # The layer cannot say Z or T: the selector shows, with Z stack first.
+    assert not widget.axes.native.isHidden() and widget.axes.value == "ZYX"
+    assert not widget.instances.native.isHidden()
+    assert widget._params()["voxel_size"] == (2.0, 0.5, 0.5)  # from the layer's scale
+    run(qtbot, widget)
+    labels = viewer.layers["stack labels"]
+    probs = widget.results[-1].patches[0][1]
+    expected = probabilities_to_labels(probs, axes="ZYX", voxel_size=(2.0, 0.5, 0.5),
+                                       threshold=0.55, min_size=16)
+    np.testing.assert_array_equal(labels.data, expected)
+    spans = [len({z for z in range(6) if (labels.data[z] == i).any()})
+             for i in np.unique(labels.data[labels.data > 0])]
+    assert max(spans) > 1  # one id through several planes: one colour in 3D
+
+    # Per plane, from the cached probabilities (no new network run).
+    widget.instances.value = "2d"
+    qtbot.wait(400)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+    per_plane = probabilities_to_labels(probs, axes="ZYX", instances="2d", threshold=0.55,
+                                        min_size=16)
+    assert labels.data.max() == per_plane.max() > expected.max()
+    widget.instances.value = "3d"
+    qtbot.wait(400)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+    np.testing.assert_array_equal(labels.data, expected)
+
+    # Keep my edits in 3D: the edited nucleus keeps its id in all its planes.
+    target = int(np.bincount(labels.data.ravel())[1:].argmax()) + 1
+    z, y, x = (int(v[0]) for v in np.nonzero(labels.data == target))
+    planes = {k for k in range(6) if (labels.data[k] == target).any()}
+    assert len(planes) > 1
+    viewer.dims.set_current_step(0, z)
+    labels.brush_size = 3
+    labels.paint((z, y, x), target)
+    widget.keep_edits.value = True
+    widget.threshold.value = 0.6
+    run(qtbot, widget)
+    assert viewer.layers[-1] is labels
+    assert {k for k in range(6) if (labels.data[k] == target).any()} >= planes
+
+    # A layer that says it is a time-lapse: no selector, planes never linked.
+    movie = viewer.add_image(blobs((2, 64, 64), seed=3), name="movie",
+                             axis_labels=("t", "y", "x"))
+    widget.image.value = movie
+    assert widget.axes.value == "TYX" and widget.axes.native.isHidden()
+    assert widget.instances.native.isHidden()
+    widget.keep_edits.value = False
+    run(qtbot, widget)
+    movie_labels = viewer.layers["movie labels"].data
+    assert not set(np.unique(movie_labels[0])) - {0} & set(np.unique(movie_labels[1]))
+    assert not [n for n in notes if n[0] == "error"], notes
 
 
 def test_errors_are_notified_and_widget_stays_usable(make_napari_viewer, qtbot, model_files,

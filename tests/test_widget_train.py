@@ -197,3 +197,24 @@ def test_default_output_names(tmp_path, monkeypatch):
     assert default_output_path(str(path), now=datetime(2026, 2, 1)).name == (
         "nuclei_default_ft_20260201-000000.keras")
     assert default_output_path(None, 32, now=now).name == "unet_b32_20260102-030405.keras"
+
+
+def test_quick_preset_fills_in_the_settings(make_napari_viewer, start_file, tmp_path):
+    from napari_unet.settings import TRAINING_PRESETS
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, start_file)
+    image, labels = scene()
+    viewer.add_image(image, name="img")
+    viewer.add_labels(labels, name="img labels")
+    widget.layer_pairs.value = list(widget.layer_pairs.choices)
+    assert widget.preset.value is None and widget._make_request().settings["time_limit"] is None
+    widget.preset.value = "quick"
+    quick = TRAINING_PRESETS["quick"]
+    settings = widget._make_request().settings
+    assert settings["preset"] == "quick" and settings["time_limit"] == quick["time_limit"]
+    assert (settings["epochs"], settings["steps_per_epoch"]) == (quick["epochs"],
+                                                                 quick["steps_per_epoch"])
+    assert settings["patch_size"] == 64  # still the model's tile
+    widget.epochs.value = 3  # the user may still change a field
+    assert widget._make_request().settings["epochs"] == 3

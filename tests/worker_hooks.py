@@ -35,11 +35,11 @@ def control(folder: str) -> None:
         _wait(folder, "labels")
         return label(*args, **kwargs)
 
-    def counted_model(model, batch):
+    def counted_model(model, batch, *args):
         _wait(folder, "network")
         with open(folder / "calls", "a") as f:
             f.write(f"{len(batch)}\n")
-        return run_model(model, batch)
+        return run_model(model, batch, *args)
 
     def failing_predict(*args, **kwargs):
         if (folder / "memory").exists():

@@ -165,7 +165,8 @@ def merge_plane(old: np.ndarray, new: np.ndarray, edited: np.ndarray,
     return out
 
 
-def compose(labels: np.ndarray, existing: np.ndarray | None, region, edits, mode: str):
+def compose(labels: np.ndarray, existing: np.ndarray | None, region, edits, mode: str,
+            volume_axis: int | None = None):
     """The values to write at ``region.target`` of an existing result layer.
 
     Parameters
@@ -179,6 +180,10 @@ def compose(labels: np.ndarray, existing: np.ndarray | None, region, edits, mode
     edits : EditRecord or None
         The user's edits to keep; None to overwrite.
     mode : {'instance', 'semantic'}
+    volume_axis : int, optional
+        The Z axis of 3D objects in ``labels`` (a whole-layer run with 3D
+        instances): an object an edit touched is kept through all its planes,
+        and a new 3D object overlapping anything kept is dropped in all.
 
     Returns
     -------
@@ -198,6 +203,8 @@ def compose(labels: np.ndarray, existing: np.ndarray | None, region, edits, mode
     old = np.asarray(existing[region.target])
     out = labels.copy()
     full_h, full_w = existing.shape[-2:]
+    if volume_axis is not None and region.lead is None and mode == "instance":
+        return _compose_volumes(labels, old, out, region, edits, volume_axis)
     for plane in np.ndindex(*labels.shape[:-2]):
         lead = _plane_lead(region, plane)
         mask = edits.plane_mask(lead, (full_h, full_w))
@@ -205,6 +212,23 @@ def compose(labels: np.ndarray, existing: np.ndarray | None, region, edits, mode
             continue
         out[plane] = merge_plane(old[plane], labels[plane], mask[region.yx], edits.touched_ids,
                                  mode)
+    return out
+
+
+def _compose_volumes(labels, old, out, region, edits, z_axis: int) -> np.ndarray:
+    """:func:`merge_plane` over each whole Z volume (one per T frame)."""
+    full = edits.shape[-2:]
+    others = [n for i, n in enumerate(labels.shape[:-2]) if i != z_axis]
+    for rest in np.ndindex(*others):
+        index = rest[:z_axis] + (slice(None),) + rest[z_axis:]
+        edited = np.zeros(labels[index].shape, bool)
+        for z in range(edited.shape[0]):
+            mask = edits.plane_mask(rest[:z_axis] + (z,) + rest[z_axis:], full)
+            if mask is not None:
+                edited[z] = mask[region.yx]
+        if edited.any() or edits.touched_ids:
+            out[index] = merge_plane(old[index], labels[index], edited, edits.touched_ids,
+                                     "instance")
     return out
 
 

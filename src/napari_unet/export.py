@@ -7,6 +7,7 @@ Layout of a dataset folder::
         images/<name>_<NNNN>.tif
         masks/<name>_<NNNN>.tif same Y, X shape, integer instance labels
                                 (or class ids, for semantic datasets)
+        counted/<name>_<NNNN>.tif  optional, uint8 0/1: the pixels that count
 
 Images keep their dtype; multichannel images are stored channels first
 (``CYX``, as ImageJ/Fiji expect) and the manifest says so (``image_axes``).
@@ -21,6 +22,11 @@ Appending never overwrites: indices continue after the highest one present,
 every file is written atomically (temporary file, then rename, refusing to
 replace an existing file), a pair whose second file fails is rolled back,
 and the manifest is rewritten atomically last.
+
+Sparse annotation: with ``counted=`` (see :mod:`napari_unet.counted`) each
+pair also gets a mask of the pixels the user vouched for (reviewed objects,
+edited regions); its manifest entry names it (``"counted"``) and training
+ignores the other pixels. Without it the whole image counts (the default).
 
 A semantic dataset (class labels: 0 background, 1..K classes) has the class
 names in the manifest, ``"classes": ["organ", "vessel", ...]`` for label
@@ -91,7 +97,7 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
 def _next_index(folder: Path, name: str, manifest: dict) -> int:
     pattern = re.compile(rf"^{re.escape(name)}_(\d+)\.tiff?$")
     used = [-1]
-    for sub in ("images", "masks"):
+    for sub in ("images", "masks", "counted"):
         if (folder / sub).is_dir():
             used += [int(m.group(1)) for p in (folder / sub).iterdir()
                      if (m := pattern.match(p.name))]
@@ -114,6 +120,7 @@ def export_pairs(
     source_layer: str | None = None,
     labels_layer: str | None = None,
     model: str | None = None,
+    counted=None,
     classes: Sequence[str] | None = None,
     class_colors: Sequence[str] | None = None,
 ) -> list[dict]:
@@ -140,6 +147,10 @@ def export_pairs(
         Unit of ``scale``.
     source_layer, labels_layer, model : str, optional
         Provenance recorded in the manifest.
+    counted : array-like of bool, optional
+        Pixels that count for training, with the labels' shape
+        (:func:`napari_unet.counted.counted_mask`). Written with each pair;
+        pairs with no counted pixel are skipped. Default: everything counts.
     classes : sequence of str, optional
         Class labels: the names of values 1..K (e.g. from
         :func:`class_names_from_features`), stored in the manifest.
@@ -161,6 +172,11 @@ def export_pairs(
         raise ValueError(f"Image spatial shape {spatial} and labels shape {labels.shape} differ.")
     if labels.ndim < 2 or 0 in labels.shape:
         raise ValueError(f"Need at least 2D, non-empty labels, got shape {labels.shape}.")
+    if counted is not None:
+        counted = np.asarray(counted)
+        if counted.shape != labels.shape:
+            raise ValueError(f"The counted mask {counted.shape} and the labels "
+                             f"{labels.shape} differ in shape.")
     folder = Path(folder)
     manifest = read_manifest(folder)  # fail before writing anything
     if classes is not None:
@@ -174,7 +190,7 @@ def export_pairs(
         manifest["classes"] = classes
         if class_colors is not None:
             manifest["class_colors"] = [str(c) for c in class_colors]
-    for sub in ("images", "masks"):
+    for sub in ("images", "masks") + (("counted",) if counted is not None else ()):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     name = safe_name(name)
     regions = list(regions) if regions is not None else [
@@ -186,16 +202,19 @@ def export_pairs(
     index = _next_index(folder, name, manifest)
     for region in regions:
         plane_img, plane_lab = img[region.index], labels[region.index]
+        plane_counted = counted[region.index] if counted is not None else None
         if region.bbox is not None:
             y0, y1, x0, x1 = region.bbox
             plane_img, plane_lab = plane_img[y0:y1, x0:x1], plane_lab[y0:y1, x0:x1]
-        if 0 in plane_lab.shape:
+            if plane_counted is not None:
+                plane_counted = plane_counted[y0:y1, x0:x1]
+        if 0 in plane_lab.shape or (plane_counted is not None and not plane_counted.any()):
             continue
         while True:  # another writer may take an index between scan and write
             stem = f"{name}_{index:04d}"
             try:
                 entry = _write_pair(folder, stem, plane_img, plane_lab.astype(label_dtype),
-                                    yx_scale, unit, channel_axis is not None)
+                                    yx_scale, unit, channel_axis is not None, plane_counted)
                 break
             except FileExistsError:
                 index += 1
@@ -206,6 +225,9 @@ def export_pairs(
             region=list(map(int, region.bbox)) if region.bbox is not None else None,
             scale=yx_scale, unit=unit, hand_corrected=bool(region.hand_corrected), model=model,
             n_objects=int(len(np.unique(plane_lab)) - (plane_lab == 0).any()),
+            counted_fraction=(None if plane_counted is None else
+                              round(float(np.count_nonzero(plane_counted)) / plane_counted.size,
+                                    4)),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
         written.append(entry)
@@ -215,21 +237,28 @@ def export_pairs(
     return written
 
 
-def _write_pair(folder, stem, image, labels, scale, unit, has_channels) -> dict:
+def _write_pair(folder, stem, image, labels, scale, unit, has_channels, counted=None) -> dict:
     mask_path = folder / "masks" / f"{stem}.tif"
     image_path = folder / "images" / f"{stem}.tif"
-    if image_path.exists():
+    counted_path = folder / "counted" / f"{stem}.tif"
+    if image_path.exists() or (counted is not None and counted_path.exists()):
         raise FileExistsError(image_path)
     write_tiff_atomic(mask_path, labels, scale=scale, unit=unit)
+    written = [mask_path]
     try:
+        if counted is not None:
+            write_tiff_atomic(counted_path, counted.astype(np.uint8), scale=scale, unit=unit)
+            written.append(counted_path)
         # Channels first on disk (C, Y, X): the order ImageJ/Fiji expect.
         write_tiff_atomic(image_path, np.moveaxis(image, -1, 0) if has_channels else image,
                           scale=(1.0, *scale) if has_channels and scale else scale, unit=unit,
                           axes="CYX" if has_channels else "YX")
     except BaseException:
-        mask_path.unlink()  # never leave half a pair behind
+        for path in written:  # never leave half a pair behind
+            path.unlink()
         raise
     return {"image": f"images/{stem}.tif", "mask": f"masks/{stem}.tif",
+            "counted": f"counted/{stem}.tif" if counted is not None else None,
             "shape": list(labels.shape), "image_dtype": str(image.dtype),
             "image_axes": "CYX" if has_channels else "YX"}
 

@@ -298,3 +298,77 @@ def class_scores(pred, gt, n_classes: int | None = None, *, names=None,
     return {"classes": names[:n_classes], "dice": dice_c, "iou": iou_c,
             "mean_dice": float(np.mean([dice_c[i] for i in used])),
             "mean_iou": float(np.mean([iou_c[i] for i in used]))}
+
+
+def best_overlap(pred, gt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every predicted object, its best-overlapping ground-truth object.
+
+    At IoU >= 0.5 a prediction has at most one such partner, so
+    ``best_iou >= 0.5`` is exactly "matched one-to-one at 0.5" (as counted by
+    :func:`match_instances`); lower values tell merges, splits and false
+    positives apart from near misses.
+
+    Parameters
+    ----------
+    pred, gt : ndarray of int
+        Instance labels of equal shape; ids of ``pred`` are taken as whole
+        (N-D) objects.
+
+    Returns
+    -------
+    ids : ndarray of int
+        Predicted ids, sorted.
+    best_iou : ndarray of float
+        Their highest IoU with any ground-truth object (0 if none overlaps).
+    best_gt : ndarray of int
+        The ground-truth id of that IoU (0 if none).
+    """
+    p, g = _as_labels(pred, "pred"), _as_labels(gt, "gt")
+    if p.shape != g.shape:
+        raise ValueError(f"pred {p.shape} and gt {g.shape} differ in shape")
+    ids = np.unique(p)
+    ids = ids[ids > 0]
+    best_iou, best_gt = np.zeros(len(ids)), np.zeros(len(ids), np.int64)
+    if not len(ids):
+        return ids, best_iou, best_gt
+    p_idx = np.searchsorted(ids, p.ravel())  # index of each pixel's id (if any)
+    p_fg = p.ravel() > 0
+    p_area = np.bincount(p_idx[p_fg], minlength=len(ids))
+    g_ids, g_inv = np.unique(g.ravel(), return_inverse=True)
+    g_area = np.bincount(g_inv, minlength=len(g_ids))
+    both = p_fg & (g.ravel() > 0)
+    key = p_idx[both].astype(np.int64) * len(g_ids) + g_inv[both]
+    pair, inter = np.unique(key, return_counts=True)
+    pi, gi = np.divmod(pair, len(g_ids))
+    iou = inter / (p_area[pi] + g_area[gi] - inter)
+    order = np.lexsort((iou, pi))  # per prediction, the best last
+    last = np.r_[pi[order][1:] != pi[order][:-1], True]
+    best_iou[pi[order][last]] = iou[order][last]
+    best_gt[pi[order][last]] = g_ids[gi[order][last]]
+    return ids, best_iou, best_gt
+
+
+def auroc(scores, positive) -> float:
+    """Area under the ROC curve: the chance that a random positive scores
+    higher than a random negative (ties count half; Mann-Whitney U).
+
+    Parameters
+    ----------
+    scores : array-like of float
+    positive : array-like of bool
+        Which items are positives.
+
+    Returns
+    -------
+    float
+        NaN when there are no positives or no negatives.
+    """
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, float).ravel()
+    positive = np.asarray(positive, bool).ravel()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

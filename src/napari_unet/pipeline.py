@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .axes import Axes
+import numpy as np
+
+from .axes import Axes, resolve_axes
 from .model_io import resolve_model
 from .postprocess import probabilities_to_labels
 from .prediction import predict_probabilities
@@ -39,7 +41,9 @@ def segment(
     axes : str or Axes, optional
         Letters from ``TZCYX``, one per axis of ``image``. Defaults (announced
         with an :class:`~napari_unet.axes.AxesWarning`): 3D is ``ZYX``, 4D
-        ``TZYX``; see :func:`~napari_unet.axes.resolve_axes`.
+        ``TZYX``; see :func:`~napari_unet.axes.resolve_axes`. Objects are 3D
+        along ``Z`` (``instances='3d'``, the default; ``'stitch'`` or
+        ``'2d'`` otherwise) and never linked along ``T``.
     channel_axis, channels, rgb
         Channel axis (instead of a ``C`` in ``axes``), which channels feed
         the model, and whether the last axis is RGB(A); see
@@ -47,8 +51,9 @@ def segment(
     prediction : PredictionSettings, optional
         Tiling, batching and normalization.
     labelling : LabelSettings, optional
-        Mode (instance labels or a semantic mask), thresholds, minimum size;
-        unset values come from the model's metadata.
+        Mode (instance labels or a semantic mask), thresholds, minimum size,
+        3D instances and ``voxel_size`` ``(Z, Y, X)``; unset values come
+        from the model's metadata.
     return_probabilities : bool
         Also return the probability maps, to re-label later without
         running the network again.
@@ -73,6 +78,7 @@ def segment(
     --------
     >>> labels = segment(image)                               # doctest: +SKIP
     >>> labels = segment(stack, axes="TYX", threshold=0.4)    # doctest: +SKIP
+    >>> labels = segment(volume, axes="ZYX", voxel_size=(1.0, 0.2, 0.2))  # doctest: +SKIP
     """
     settings = split_options(options, prediction=prediction, labelling=labelling,
                              caller="segment()")
@@ -81,6 +87,11 @@ def segment(
         image, model, axes=axes, channel_axis=channel_axis, channels=channels, rgb=rgb,
         settings=settings["prediction"], info=info, progress=progress, cancel=cancel,
     )
-    labels = probabilities_to_labels(probs, info=info, settings=settings["labelling"],
-                                     cancel=cancel)
+    # The axes predict_probabilities resolved (and announced): Z volumes get
+    # 3D objects, T frames are labelled one by one.
+    shape = image.shape if hasattr(image, "shape") else np.shape(image)
+    letters = resolve_axes(tuple(shape), axes, channel_axis=channel_axis, rgb=rgb,
+                           announce=False).spatial
+    labels = probabilities_to_labels(probs, axes=letters, info=info,
+                                     settings=settings["labelling"], cancel=cancel)
     return (labels, probs) if return_probabilities else labels

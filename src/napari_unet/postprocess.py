@@ -40,6 +40,7 @@ from .settings import LabelSettings, split_options
 def probabilities_to_labels(
     probs: np.ndarray,
     *,
+    axes: str | None = None,
     info: ModelInfo | None = None,
     outputs: Sequence[str] | None = None,
     settings: LabelSettings | None = None,
@@ -52,6 +53,11 @@ def probabilities_to_labels(
     ----------
     probs : ndarray, shape ``(C,) + spatial`` (or a 2D foreground map)
         Output of :func:`~napari_unet.predict_probabilities`.
+    axes : str, optional
+        Letters of the spatial axes (``"ZYX"``, ``"TYX"``, ``"TZYX"``...);
+        default: 2D ``YX``, 3D ``ZYX``, 4D ``TZYX``. Along ``Z`` objects
+        are 3D (``settings.instances``); ``T`` frames are always labelled
+        independently.
     info : ModelInfo, optional
         Supplies output names and default thresholds / minimum size.
     outputs : list of str, optional
@@ -103,6 +109,9 @@ def probabilities_to_labels(
 
     if len(spatial) == 2:
         return plane(())
+    letters = _spatial_letters(axes, len(spatial))
+    if "Z" in letters and settings.mode == "instance" and settings.instances != "2d":
+        return _label_volumes(fg_prob, bnd_prob, letters, settings, cancel)
     out = np.zeros(spatial, dtype=dtype)
     offset = 0
     for index in np.ndindex(*spatial[:-2]):
@@ -141,6 +150,39 @@ def _class_labels(probs: np.ndarray, cancel) -> np.ndarray:
         if is_cancelled(cancel):
             raise Cancelled("Post-processing cancelled")
         out[index] = predicted_classes(probs[(slice(None), *index)])
+    return out
+
+
+def _spatial_letters(axes, ndim: int) -> str:
+    from .axes import Axes, default_axes, resolve_axes
+
+    if axes is None:
+        return default_axes(ndim)
+    letters = axes.spatial if isinstance(axes, Axes) else str(axes).upper()
+    letters = resolve_axes(ndim, letters, announce=False).letters
+    if "C" in letters:
+        raise ValueError(f"axes {letters!r}: probabilities have no channel axis")
+    return letters
+
+
+def _label_volumes(fg_prob, bnd_prob, letters, settings, cancel) -> np.ndarray:
+    """3D labels of each Z volume (one per T frame), ids unique over all."""
+    from .instances3d import label_volume
+
+    method = "stitch" if settings.instances == "stitch" else "watershed"
+    z = letters.index("Z")
+    others = [n for i, n in enumerate(fg_prob.shape[:-2]) if i != z]
+    out = np.zeros(fg_prob.shape, dtype=np.int32)
+    offset = 0
+    for rest in np.ndindex(*others):
+        if is_cancelled(cancel):
+            raise Cancelled("Post-processing cancelled")
+        index = rest[:z] + (slice(None),) + rest[z:]
+        labels = label_volume(fg_prob[index], None if bnd_prob is None else bnd_prob[index],
+                              settings, voxel_size=settings.voxel_size, method=method,
+                              plane_labeller=lambda f, b: _label_plane(f, b, settings))
+        offset = offset_ids(labels, offset)
+        out[index] = labels
     return out
 
 
@@ -231,28 +273,36 @@ def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
     """Fill holes and split touching objects, in place, object by object.
 
     Each object is handled inside its own bounding box: whole-image
-    ``binary_fill_holes`` floods the background with a pixel queue costing
-    hundreds of MB on a 8192^2 plane, and a full-size marker image would
-    add 256 MB. Returns whether any object was split.
+    ``binary_fill_holes`` per object would flood the background with a
+    pixel queue each time, and a full-size marker image would add 256 MB on
+    a 8192^2 plane. Two whole-image passes first pick the few objects that
+    need work (vectorized): those next to enclosed background, and those
+    holding two or more seeds; the others are left as they are. Returns
+    whether any object was split.
     """
     from skimage.segmentation import watershed
 
     min_seed = max(3, min_size // 4)
+    boxes = ndi.find_objects(labels)
+    if fill_holes:
+        for i in _objects_next_to_pockets(labels):
+            if i > n or boxes[i - 1] is None:
+                continue
+            region = labels[_pad_slice(boxes[i - 1], labels.shape, 1)]  # a view
+            holes = ndi.binary_fill_holes(region == i) & (region == 0)  # other objects stay
+            region[holes] = i
+    if not split:
+        return False
+    candidates = (_objects_with_seeds(labels, seeds, min_seed) if seeds is not None
+                  else range(1, n + 1))
     next_id = n + 1
     changed = False
-    for i, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None or i > n:
+    for i in candidates:
+        if i > n or boxes[i - 1] is None:
             continue
-        sl = _pad_slice(box, labels.shape, 1)
+        sl = _pad_slice(boxes[i - 1], labels.shape, 1)
         region = labels[sl]  # a view: edits go straight into labels
         mask = region == i
-        if fill_holes:
-            holes = ndi.binary_fill_holes(mask) & (region == 0)  # other objects stay
-            if holes.any():
-                region[holes] = i
-                mask |= holes
-        if not split:
-            continue
         if seeds is not None:  # boundary output: seeds are non-boundary pixels
             markers = _label_min_size(seeds[sl] & mask, min_seed)
             if markers.max(initial=0) < 2:
@@ -270,6 +320,53 @@ def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
             next_id += 1
         changed |= len(ids) > 1
     return changed
+
+
+def _objects_next_to_pockets(labels) -> list[int]:
+    """Ids of objects touching background that no 4-path links to the image
+    border. Background an object encloses (its hole) is such a pocket, so
+    only these objects can have holes to fill. (Labelling the background is
+    ~8x faster than a whole-image ``binary_fill_holes``.)"""
+    background = np.empty(labels.shape, dtype=np.int32)
+    k = ndi.label(labels == 0, output=background)
+    enclosed = np.ones(k + 1, dtype=bool)
+    enclosed[0] = False
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        enclosed[edge] = False
+    if not enclosed.any():
+        return []
+    pockets = enclosed[background]
+    del background
+    near = np.concatenate([labels[1:][pockets[:-1]], labels[:-1][pockets[1:]],
+                           labels[:, 1:][pockets[:, :-1]], labels[:, :-1][pockets[:, 1:]]])
+    return [int(i) for i in np.unique(near) if i]
+
+
+def _objects_with_seeds(labels, seeds, min_seed: int) -> list[int]:
+    """Ids of objects holding two or more seed components of ``min_seed`` px
+    (only they can be split), plus any object a seed component crosses into
+    (decided object by object)."""
+    comps = np.empty(labels.shape, dtype=np.int32)
+    k = ndi.label(seeds & (labels > 0), output=comps)
+    if k == 0:
+        return []
+    inside = comps > 0
+    c, owner = comps[inside], labels[inside]
+    del inside
+    lo = np.full(k + 1, np.iinfo(labels.dtype).max, dtype=labels.dtype)
+    hi = np.zeros(k + 1, dtype=labels.dtype)
+    np.minimum.at(lo, c, owner)
+    np.maximum.at(hi, c, owner)
+    sizes = np.bincount(c, minlength=k + 1)
+    del c, owner
+    lo, hi, sizes = lo[1:], hi[1:], sizes[1:]
+    single = (lo == hi) & (sizes >= min_seed)
+    counts = np.bincount(lo[single].astype(np.intp))
+    ids = set(np.flatnonzero(counts >= 2).tolist())
+    crossing = np.flatnonzero(lo != hi) + 1
+    if len(crossing):
+        ids.update(int(i) for i in np.unique(labels[np.isin(comps, crossing)]) if i)
+    return sorted(ids)
 
 
 def _distance_markers(mask: np.ndarray, h: float):

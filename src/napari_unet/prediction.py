@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import engine
 from .axes import Axes, resolve_axes
 from .model_io import ModelInfo, resolve_model
 from .normalize import check_dtype, percentile_range
@@ -214,8 +215,8 @@ def predict_probabilities(
         Which axis is which, and which channels feed the model; see
         :func:`prepare_image`.
     settings : PredictionSettings, optional
-        Tiling, batching and normalization (defaults: the model's tile and
-        percentiles, 32 px overlap, batches of 16).
+        Tiling, batching, normalization and precision (defaults: 256 px windows,
+        32 px overlap, batches of 4, the model's percentiles, precision "auto").
     info : ModelInfo, optional
         Metadata of ``model`` when it is passed as a Keras object.
     progress : callable, optional
@@ -241,8 +242,9 @@ def predict_probabilities(
     n_in, n_out = model_channels(model)
     prep = prepare_image(image, n_in, axes=axes, channel_axis=channel_axis, channels=channels,
                          rgb=rgb)
-    settings = settings.resolved(info)
     multiple = 2 ** model_depth(model)
+    settings = settings.resolved(info, prep.spatial_shape[-2:], multiple)
+    precision = engine.resolve_precision(settings.precision)
     check_tiling(settings.tile_size, settings.overlap, multiple)
     low, high = settings.percentiles
 
@@ -273,6 +275,6 @@ def predict_probabilities(
             lo, hi = plane_range(plane, low, high)
         predict_plane(plane, model, lo=lo, hi=hi, tile_size=settings.tile_size,
                       overlap=settings.overlap, batch_size=settings.batch_size,
-                      multiple=multiple, progress=step, cancel=cancel,
+                      multiple=multiple, precision=precision, progress=step, cancel=cancel,
                       out=out[(slice(None),) + index])
     return out

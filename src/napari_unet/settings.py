@@ -16,12 +16,50 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields, replace
 
+#: Default window edge (px). Measured with the shipped model on a 2-core
+#: AVX-512 CPU (benchmarks/bench_tiling.py --sweep): 256 px windows with a
+#: 32 px overlap compute 1.31x the image's pixels (128 px windows: 1.78x)
+#: and match a whole-image pass better (max |tiled - whole| 0.09 vs 0.13,
+#: foreground Dice 0.99995); batches of 4 (~256 k px) keep bf16 activations
+#: in cache, larger batches were slower.
+DEFAULT_WINDOW = 256
+
+#: Arithmetic the network can run in (see :mod:`napari_unet.engine`).
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
 __all__ = [
     "BlockSettings",
     "LabelSettings",
     "PredictionSettings",
+    "TRAINING_PRESETS",
     "split_options",
+    "voxel_size_tuple",
+    "training_preset",
 ]
+
+#: Named sets of :func:`~napari_unet.train` settings (``train(preset=...)``,
+#: ``napari-unet train --preset``). ``quick``: fine-tuning on one or a few
+#: corrected images that pays off within 3 minutes on 2 CPU cores, start-up
+#: included (``benchmarks/bench_annotator.py`` measures it): a fixed time
+#: budget of short epochs, so the best one is kept, no early stopping.
+TRAINING_PRESETS = {
+    "quick": {"epochs": 12, "steps_per_epoch": 15, "batch_size": 8, "patch_size": 128,
+              "learning_rate": 1e-3, "patience": None, "time_limit": 140.0},
+}
+
+
+def training_preset(name: str) -> dict:
+    """The settings of a training preset (a copy).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of :data:`TRAINING_PRESETS`.
+    """
+    if name not in TRAINING_PRESETS:
+        raise ValueError(f"Unknown training preset {name!r}; presets: "
+                         f"{', '.join(TRAINING_PRESETS)}")
+    return dict(TRAINING_PRESETS[name])
 
 
 def _check(ok: bool, message: str) -> None:
@@ -42,12 +80,13 @@ class PredictionSettings:
     ----------
     tile_size : int or None
         Edge of the square windows the network sees, a multiple of the
-        model's down-sampling factor (16 for depth 4). None: the model's
-        training tile (128 for the shipped model).
+        model's down-sampling factor (16 for depth 4). None:
+        :data:`DEFAULT_WINDOW` px, or the model's training tile if larger.
     overlap : int
         Pixels shared by neighbouring windows, blended with a cosine taper.
     batch_size : int
-        Windows per network call.
+        Windows per network call (halved automatically when a GPU runs out
+        of memory).
     normalize : bool
         Percentile-normalize intensities, as the model was trained.
     percentiles : (float, float) or None
@@ -57,15 +96,21 @@ class PredictionSettings:
     intensity_range : (lo, hi) or None
         A fixed intensity mapping instead of percentiles of the image itself
         (e.g. the whole plane's, when predicting a crop of it).
+    precision : {'auto', 'float32', 'bfloat16', 'float16'}
+        Arithmetic of the network. 'auto': bfloat16 on CPUs with native
+        bf16 units (AVX-512 BF16/AMX), mixed float16 on a GPU, else float32;
+        the environment variable ``NAPARI_UNET_PRECISION`` replaces 'auto'
+        (see :mod:`napari_unet.engine`).
     """
 
     tile_size: int | None = None
     overlap: int = 32
-    batch_size: int = 16
+    batch_size: int = 4
     normalize: bool = True
     percentiles: tuple[float, float] | None = None
     normalize_scope: str = "plane"
     intensity_range: tuple | None = None
+    precision: str = "auto"
 
     def __post_init__(self):
         if self.tile_size is not None:
@@ -78,6 +123,8 @@ class PredictionSettings:
                    f"overlap ({self.overlap}) must be smaller than tile_size ({self.tile_size})")
         _check(_is_int(self.batch_size) and self.batch_size >= 1,
                f"batch_size must be a positive integer, got {self.batch_size!r}")
+        _check(self.precision in PRECISIONS,
+               f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _check(self.normalize_scope in ("plane", "stack"),
                f"normalize_scope must be 'plane' or 'stack', got {self.normalize_scope!r}")
         if self.percentiles is not None:
@@ -86,14 +133,43 @@ class PredictionSettings:
                    f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
             object.__setattr__(self, "percentiles", (low, high))
 
-    def resolved(self, info) -> PredictionSettings:
-        """A copy with the model's tile size and percentiles filled in."""
-        settings = replace(self, tile_size=int(self.tile_size or info.tile_size),
+    def resolved(self, info, shape=None, multiple: int = 16) -> PredictionSettings:
+        """A copy with the model's tile size and percentiles filled in.
+
+        With the plane ``shape`` (Y, X) and the model's down-sampling
+        ``multiple``, an unset ``tile_size`` is fitted to the plane (see
+        :func:`fit_window`): a 512 px plane gets three 192 px windows, not
+        three 256 px ones that would compute 2.25x its pixels.
+        """
+        tile = self.tile_size or max(DEFAULT_WINDOW, int(info.tile_size))
+        if self.tile_size is None and shape is not None:
+            tile = fit_window(shape, tile, self.overlap, multiple)
+        settings = replace(self, tile_size=int(tile),
                            percentiles=self.percentiles or info.percentiles)
         _check(settings.overlap < settings.tile_size,
                f"overlap ({settings.overlap}) must be smaller than tile_size "
                f"({settings.tile_size})")
         return settings
+
+
+def fit_window(shape, max_tile: int, overlap: int, multiple: int = 16) -> int:
+    """The smallest square window that covers a plane of ``shape`` with as
+    few windows as ``max_tile`` px windows would need.
+
+    Per axis of length ``n``: ``k = ceil((n - overlap) / (max_tile - overlap))``
+    windows, each stride rounded up to ``multiple``; the larger axis decides.
+    Returns ``max_tile`` unchanged when the settings do not fit the model's
+    grid (``check_tiling`` then reports them).
+    """
+    stride = max_tile - overlap
+    if stride <= 0 or stride % multiple or overlap % multiple:
+        return max_tile
+    best = overlap + multiple
+    for n in shape:
+        k = max(1, -(-(int(n) - overlap) // stride))
+        need = -(-(int(n) - overlap) // k)
+        best = max(best, -(-need // multiple) * multiple + overlap)
+    return min(max_tile, best)
 
 
 @dataclass(frozen=True)
@@ -118,7 +194,25 @@ class LabelSettings:
         Split touching objects with a watershed (instance mode).
     split_h : float
         Distance-transform seeding only: minimum depth, in pixels, of the
-        saddle between two object centres for them to be split.
+        saddle between two object centres for them to be split. 3D
+        instances use twice this depth, in units of the finest voxel edge
+        (measured on the 3D sample, ``benchmarks/bench_3d.py``).
+    instances : {'3d', 'stitch', '2d'}
+        For stacks with a Z axis (instance mode): ``'3d'`` one object per
+        nucleus through Z by a 3D watershed (default, best measured);
+        ``'stitch'`` 2D objects linked plane to plane by IoU (cellpose's
+        ``stitch_threshold``); ``'2d'`` independent objects per plane. T
+        frames are always labelled independently.
+    voxel_size : (float, float, float) or None
+        ``(Z, Y, X)`` voxel size for 3D instances (any one unit); None:
+        isotropic voxels.
+    stitch_threshold : float
+        ``'stitch'`` only: minimum IoU for a plane's object to continue the
+        object of the plane above.
+    min_volume : int or None
+        3D instances: objects smaller than this many cubes of the finest
+        voxel edge are removed (fragments are merged into their neighbour);
+        None: 64 x ``min_size``.
     """
 
     mode: str | None = None
@@ -128,6 +222,10 @@ class LabelSettings:
     fill_holes: bool = True
     split: bool = True
     split_h: float = 2.0
+    instances: str = "3d"
+    voxel_size: tuple[float, float, float] | None = None
+    stitch_threshold: float = 0.3
+    min_volume: int | None = None
 
     def __post_init__(self):
         _check(self.mode in (None, "instance", "semantic"),
@@ -142,6 +240,16 @@ class LabelSettings:
                    f"min_size must be an integer >= 0, got {self.min_size!r}")
         _check(isinstance(self.split_h, (int, float)) and self.split_h > 0,
                f"split_h must be > 0, got {self.split_h!r}")
+        _check(self.instances in ("3d", "stitch", "2d"),
+               f"instances must be '3d', 'stitch' or '2d', got {self.instances!r}")
+        if self.voxel_size is not None:
+            object.__setattr__(self, "voxel_size", voxel_size_tuple(self.voxel_size))
+        _check(isinstance(self.stitch_threshold, (int, float))
+               and 0 < float(self.stitch_threshold) <= 1,
+               f"stitch_threshold must be in (0, 1], got {self.stitch_threshold!r}")
+        if self.min_volume is not None:
+            _check(_is_int(self.min_volume) and self.min_volume >= 0,
+                   f"min_volume must be an integer >= 0, got {self.min_volume!r}")
 
     def resolved(self, info) -> LabelSettings:
         """A copy with the model's thresholds and minimum size filled in."""
@@ -170,7 +278,9 @@ class BlockSettings:
     ----------
     halo : int
         Context in pixels around each block for post-processing: objects up
-        to this size are labelled exactly as in memory.
+        to this size are labelled exactly as in memory. Z stacks with 3D
+        objects get the same physical distance in planes above and below
+        each slab (``voxel_size``).
     block_size : int, (int, int) or None
         Output chunk edge; None: the input's Y/X chunks (or ~1024 px when
         those are very small or very large).
@@ -192,6 +302,25 @@ class BlockSettings:
             _check(len(size) == 2 and all(_is_int(b) and b >= 1 for b in size),
                    f"block_size must be a positive int or (int, int), got {self.block_size!r}")
             object.__setattr__(self, "block_size", tuple(int(b) for b in size))
+
+
+def voxel_size_tuple(value) -> tuple[float, float, float]:
+    """``(Z, Y, X)`` voxel size as three positive finite floats.
+
+    Raises
+    ------
+    ValueError
+        For anything else (wrong count, zero, negative, NaN, text).
+    """
+    import math
+
+    try:
+        size = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"voxel_size must be three numbers (Z, Y, X), got {value!r}") from None
+    _check(len(size) == 3 and all(math.isfinite(v) and v > 0 for v in size),
+           f"voxel_size must be three positive numbers (Z, Y, X), got {value!r}")
+    return size
 
 
 _KINDS = {"prediction": PredictionSettings, "labelling": LabelSettings,

@@ -16,8 +16,11 @@ How it works
   end. Because windows lie on a product grid, the weight sum is itself
   separable (``Wy(y) * Wx(x)``), so no full-size weight image is stored.
 * Windows are normalized on the fly with the plane's percentile range, run
-  in batches through one ``tf.function`` (not ``model.predict``), and the
-  caller can watch progress and cancel between batches.
+  in batches through one ``tf.function`` (not ``model.predict``, see
+  :mod:`.engine` for precision and device), and the caller can watch
+  progress and cancel between batches. Reading/normalizing the next batch
+  and blending the last one run in two helper threads while TensorFlow
+  computes.
 * :func:`predict_region` predicts any rectangle of a plane with the windows
   of the *whole* plane's grid that touch it, accumulated in the same order
   and normalized by the same weight sums, so blocks computed apart (out of
@@ -28,6 +31,7 @@ How it works
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -136,6 +140,49 @@ def region_input_box(region, image_shape, tile_size: int, overlap: int) -> tuple
     return tuple(box)
 
 
+def region_windows(region, image_shape, tile_size: int, overlap: int) -> list[tuple[int, int]]:
+    """Grid indices ``(i, j)`` of the whole plane's windows that touch
+    ``region`` (``(y0, y1, x0, x1)``), in the order they are run."""
+    stride = tile_size - overlap
+    ys = window_starts(image_shape[0], tile_size, stride)
+    xs = window_starts(image_shape[1], tile_size, stride)
+    return [(int(i), int(j)) for i in _touching(ys, tile_size, region[0], region[1])
+            for j in _touching(xs, tile_size, region[2], region[3])]
+
+
+class WindowCache:
+    """Window predictions shared by neighbouring regions of one plane.
+
+    Out of core, blocks plus their halo overlap, so the same windows touch
+    several blocks. Given, for each window, the number of the last region
+    (in processing order) that needs it, the cache keeps a window's
+    prediction from its first use to its last, and no longer: each window
+    is computed once, and memory holds only the windows along the faces of
+    blocks still to come (a few rows of windows).
+    """
+
+    def __init__(self, last_use: dict):
+        self._last_use = last_use
+        self._store: dict = {}
+        self.region = 0
+
+    def get(self, ij):
+        return self._store.get(ij)
+
+    def offer(self, ij, pred: np.ndarray) -> None:
+        if self._last_use.get(ij, -1) > self.region:
+            self._store[ij] = np.array(pred)  # a copy: not a view of the whole batch
+
+    def advance(self) -> None:
+        """The current region is done: forget windows no later region needs."""
+        self._store = {ij: p for ij, p in self._store.items()
+                       if self._last_use[ij] > self.region}
+        self.region += 1
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
 def _read_window(plane, y0: int, x0: int, tile: int, shape, origin) -> np.ndarray:
     """A window at global ``(y0, x0)`` from ``plane``, which holds the global
     pixels from ``origin`` on; positions past the image are mirrored."""
@@ -177,6 +224,8 @@ def predict_region(
     batch_size: int = 16,
     multiple: int = 16,
     global_batches: bool = False,
+    precision: str = "auto",
+    cache: WindowCache | None = None,
     progress: Callable[[int], None] | None = None,
     cancel=None,
     out: np.ndarray | None = None,
@@ -202,7 +251,7 @@ def predict_region(
         Size of the whole plane; default ``plane.shape[:2]``.
     origin : (int, int)
         Global position of ``plane[0, 0]``.
-    lo, hi, tile_size, overlap, batch_size, multiple, progress, cancel
+    lo, hi, tile_size, overlap, batch_size, multiple, precision, progress, cancel
         As in :func:`predict_plane`.
     global_batches : bool
         Run the windows in the batches a whole-plane pass uses (runs of
@@ -211,6 +260,10 @@ def predict_region(
         kernels give results that depend, by ~1e-7, on a window's position
         in its batch and on the batch size; this makes the region bitwise
         equal to :func:`predict_plane`, at up to ~2x the windows.
+    cache : WindowCache, optional
+        Window predictions shared with neighbouring regions (ignored with
+        ``global_batches``): windows found there are not run again, and
+        windows later regions need are offered to it.
     out : ndarray, shape (C_out, y1 - y0, x1 - x0), float32, optional
         Where to accumulate; it is overwritten.
 
@@ -233,8 +286,12 @@ def predict_region(
     stride = tile_size - overlap
     ys, xs = window_starts(h, tile_size, stride), window_starts(w, tile_size, stride)
     wy, wx = window_tapers(ys, tile_size, overlap), window_tapers(xs, tile_size, overlap)
-    needed = [(i, j) for i in _touching(ys, tile_size, y0, y1)
-              for j in _touching(xs, tile_size, x0, x1)]
+    needed = region_windows((y0, y1, x0, x1), (h, w), tile_size, overlap)
+    cached = []
+    if cache is not None and not global_batches:
+        cached = [(ij, cache.get(ij)) for ij in needed if cache.get(ij) is not None]
+        done = {ij for ij, _ in cached}
+        needed = [ij for ij in needed if ij not in done]
     if global_batches:
         keep, nx = set(needed), len(xs)
         ids = sorted({(i * nx + j) // batch_size for i, j in needed})
@@ -244,19 +301,14 @@ def predict_region(
     else:
         keep, batches = None, list(_batches(needed, batch_size))
 
-    acc = out
-    if acc is not None:
-        acc[...] = 0
-    for batch_windows in batches:
-        if is_cancelled(cancel):
-            raise Cancelled("Prediction cancelled")
+    def read(batch_windows) -> np.ndarray:
         tiles = [_read_window(plane, ys[i], xs[j], tile_size, (h, w), origin)
                  if keep is None or (i, j) in keep
                  else np.zeros((tile_size, tile_size, plane.shape[-1]), plane.dtype)
                  for i, j in batch_windows]
-        pred = engine.run_model(model, apply_range(np.stack(tiles), lo, hi))
-        if acc is None:
-            acc = np.zeros((pred.shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
+        return apply_range(np.stack(tiles), lo, hi)
+
+    def blend(batch_windows, pred, store: bool = True) -> None:
         for (i, j), p in zip(batch_windows, pred, strict=True):
             if keep is not None and (i, j) not in keep:
                 continue
@@ -266,8 +318,40 @@ def predict_region(
             w2d = wy[i][a0:a1, None] * wx[j][None, c0:c1]
             acc[:, ys[i] + a0 - y0:ys[i] + a1 - y0, xs[j] + c0 - x0:xs[j] + c1 - x0] += (
                 np.moveaxis(p[a0:a1, c0:c1], -1, 0) * w2d)
-        if progress is not None:
-            progress(len(batch_windows))
+            if store and cache is not None and keep is None:
+                cache.offer((i, j), p)
+
+    precision = engine.resolve_precision(precision)
+    acc = out
+    if acc is not None:
+        acc[...] = 0
+    if cached:
+        if acc is None:
+            acc = np.zeros((cached[0][1].shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
+        blend([ij for ij, _ in cached], [p for _, p in cached], store=False)
+    # A pipeline: while TensorFlow computes batch k (it releases the GIL),
+    # one thread reads and normalizes batch k + 1 and another blends batch
+    # k - 1. Blending stays in batch order, so results do not depend on timing.
+    with ThreadPoolExecutor(1, thread_name_prefix="napari-unet-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="napari-unet-blend") as blender:
+        next_tiles = reader.submit(read, batches[0]) if batches else None
+        blended = None
+        for k, batch_windows in enumerate(batches):
+            if is_cancelled(cancel):
+                raise Cancelled("Prediction cancelled")
+            tiles = next_tiles.result()
+            if k + 1 < len(batches):
+                next_tiles = reader.submit(read, batches[k + 1])
+            pred = engine.run_model(model, tiles, precision)
+            if acc is None:
+                acc = np.zeros((pred.shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
+            if blended is not None:
+                blended.result()  # one batch in flight: bounded memory, errors surface
+            blended = blender.submit(blend, batch_windows, pred)
+            if progress is not None:
+                progress(len(batch_windows))
+        if blended is not None:
+            blended.result()
 
     # Separable normalization by the summed weights (see module docstring).
     acc /= _weight_sum(ys, wy, h, tile_size)[y0:y1][None, :, None]
@@ -285,6 +369,7 @@ def predict_plane(
     overlap: int = 32,
     batch_size: int = 16,
     multiple: int = 16,
+    precision: str = "auto",
     progress: Callable[[int], None] | None = None,
     cancel=None,
     out: np.ndarray | None = None,
@@ -306,6 +391,8 @@ def predict_plane(
         Windows per network call.
     multiple : int
         The model's down-sampling factor (``2**depth``).
+    precision : str
+        Arithmetic of the network (see :func:`napari_unet.engine.resolve_precision`).
     progress : callable, optional
         Called with the number of windows finished after each batch.
     cancel : callable or Event, optional
@@ -320,12 +407,13 @@ def predict_plane(
     """
     # The whole plane is the region: one implementation for both.
     return predict_region(plane, model, lo=lo, hi=hi, tile_size=tile_size, overlap=overlap,
-                          batch_size=batch_size, multiple=multiple, progress=progress,
-                          cancel=cancel, out=out)
+                          batch_size=batch_size, multiple=multiple, precision=precision,
+                          progress=progress, cancel=cancel, out=out)
 
 
 def predict_whole_plane(
-    plane: np.ndarray, model, *, lo=0.0, hi=1.0, multiple: int = 16, context: int = 64
+    plane: np.ndarray, model, *, lo=0.0, hi=1.0, multiple: int = 16, context: int = 64,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Run the model once on a whole ``(H, W, C)`` plane.
 
@@ -339,5 +427,5 @@ def predict_whole_plane(
     wp = -(-(w + context) // multiple) * multiple
     rows, cols = mirror_index(np.arange(hp), h), mirror_index(np.arange(wp), w)
     padded = apply_range(plane[np.ix_(rows, cols)], lo, hi)
-    pred = engine.run_model(model, padded[None])[0, :h, :w]
+    pred = engine.run_model(model, padded[None], precision)[0, :h, :w]
     return np.ascontiguousarray(np.moveaxis(pred, -1, 0))

@@ -11,6 +11,7 @@ into one clear notification.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from ..scope import Scope
 from ..worker.protocol import StoreResult, WorkerDied
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class RunResult:
     error: BaseException | None = None
     stats: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    measured: object = None  # _review_data.Measured of the patch (instance labels)
 
 
 def finish(job: Job, outcome) -> RunResult:
@@ -75,11 +79,37 @@ def finish(job: Job, outcome) -> RunResult:
             from ..postprocess import compact_labels
 
             patch = compact_labels(compose(labels, job.existing, job.region, job.edits,
-                                           job.params["mode"]))
+                                           job.params["mode"], volume_axis(job.params)))
+        measured = review_measure(patch, value.probs, value.info, job.region, job.params)
         return RunResult(job, labels=labels, patch=patch, probs=value.probs, info=value.info,
-                         stats=value.stats, timings=outcome.timings)
+                         stats=value.stats, timings=outcome.timings, measured=measured)
     except Exception as err:  # noqa: BLE001 - reported by the dock, never lost
         return RunResult(job, error=err, timings=outcome.timings)
+
+
+def volume_axis(params: dict) -> int | None:
+    """The Z axis of a run's labels when they are 3D objects, else None."""
+    axes = params.get("axes") or ""
+    if "Z" not in axes or params.get("instances", "3d") == "2d" or params["mode"] != "instance":
+        return None
+    return axes.index("Z")
+
+
+def review_measure(labels, probs, info, region, params):
+    """Confidence and boxes of instance labels for the review panel, or None.
+
+    Runs in the worker client's thread. A failure here must not fail the
+    segmentation: it is logged and the panel stays empty.
+    """
+    if params.get("mode") != "instance":
+        return None
+    from ._review_data import measure
+
+    try:
+        return measure(labels, probs, info, region)
+    except Exception:  # noqa: BLE001 - the labels are fine; only their review is missing
+        log.warning("napari-unet: object confidence failed", exc_info=True)
+        return None
 
 
 def offset_patches(labels: list, existing: np.ndarray, params: dict, whole: bool) -> list:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..axes import channel_axis_from_names
+from ..axes import axes_from_names, channel_axis_from_names, default_axes
 from ..scope import Scope, whole_scope
 
 SCOPES = ("whole layer", "current slice", "visible region")
@@ -135,6 +135,49 @@ def unique_name(layers, base: str) -> str:
     while f"{base} [{n}]" in names:
         n += 1
     return f"{base} [{n}]"
+
+
+# --------------------------------------------------------------------------
+# Axes of the labels (Z stack or time-lapse)
+# --------------------------------------------------------------------------
+def label_axes_choices(layer, axis: int | None) -> list[tuple[str, str]]:
+    """``(label, letters)`` for the label axes of ``layer`` (channels removed).
+
+    One choice when the layer says (2D, or recognisable ``axis_labels`` such
+    as ``z, y, x`` or ``t, y, x``); otherwise the readings to choose from,
+    the documented default (3D: ``ZYX``, 4D: ``TZYX``) first.
+    """
+    if layer is None:
+        return [("YX", "YX")]
+    n = len(label_shape(layer, axis))
+    if n == 2:
+        return [("YX", "YX")]
+    names = list(layer.axis_labels)  # an RGB layer's have no channel axis already
+    if axis is not None and not layer.rgb:
+        del names[axis]
+    letters = axes_from_names(names)
+    if letters is not None and "C" not in letters and len(letters) == n and \
+            letters[-2:] == "YX" and len(set(letters)) == n:
+        return [(f"{letters} (from the layer)", letters)]
+    if n == 3:
+        return [("ZYX: Z stack", "ZYX"), ("TYX: time-lapse", "TYX")]
+    if n == 4:
+        return [("TZYX: time-lapse of Z stacks", "TZYX"), ("ZTYX", "ZTYX")]
+    try:
+        return [(default_axes(n), default_axes(n))]
+    except ValueError:
+        return [("T" * (n - 2) + "YX", "T" * (n - 2) + "YX")]  # planes, never linked
+
+
+def voxel_size(layer, axis: int | None, letters: str) -> tuple[float, float, float] | None:
+    """``(Z, Y, X)`` voxel size from the layer's scale, for label axes with Z."""
+    if layer is None or "Z" not in letters:
+        return None
+    scale = [float(s) for s in layer_geometry(layer, axis)["scale"]]
+    if len(scale) != len(letters):
+        return None
+    size = tuple(abs(scale[letters.index(a)]) for a in "ZYX")
+    return size if min(size) > 0 else None
 
 
 # --------------------------------------------------------------------------

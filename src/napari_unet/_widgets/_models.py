@@ -130,11 +130,37 @@ class ModelRegistry:
         return read_model_info(path)
 
 
+def check_trainable(path) -> None:
+    """Refuse, before any work, a package that only has TensorFlow SavedModel weights.
+
+    Such a network is frozen (napari-unet runs it, but cannot fine-tune or
+    re-save it); the training loop refuses it too, once loaded.
+
+    Raises
+    ------
+    ModelFileError
+        With the reason and what to use instead.
+    """
+    from ..bioimageio.package import is_bioimageio_package, open_package, read_package_model
+
+    if not is_bioimageio_package(path):
+        return
+    with open_package(path) as package:
+        weights = read_package_model(package).weights_format
+    if weights == "tensorflow_saved_model_bundle":
+        raise ModelFileError(
+            f"{Path(path).name} has only TensorFlow SavedModel weights, which cannot be "
+            "fine-tuned. Start from a .keras model, or a bioimage.io package with keras_v3 "
+            "or keras_hdf5 weights.")
+
+
 def ask_model_file(parent, title: str) -> str | None:
-    """A ``.keras`` file picked in Qt's file dialog, or None if cancelled."""
+    """A ``.keras`` file or bioimage.io package picked in Qt's file dialog, or None."""
     from qtpy.QtWidgets import QFileDialog
 
-    path, _ = QFileDialog.getOpenFileName(parent, title, "", "Keras models (*.keras)")
+    from ..bioimageio import PACKAGE_FILE_FILTER
+
+    path, _ = QFileDialog.getOpenFileName(parent, title, "", PACKAGE_FILE_FILTER)
     return path or None
 
 

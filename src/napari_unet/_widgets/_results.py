@@ -31,6 +31,9 @@ class Result:
     geometry : dict
         Keyword arguments that place layers over the image.
     prob_layer : napari.layers.Image or None
+    boxes : dict
+        ``{label: ((start, stop), ...)}`` of the objects listed for review
+        (see :mod:`._review_data`).
     """
 
     image: weakref.ref
@@ -42,6 +45,7 @@ class Result:
     prob_layer: object = None
     warned_version: int = -1
     generation: int = 0  # Bumped by every run written: stale re-labels are dropped.
+    boxes: dict = field(default_factory=dict)
 
     def cache(self, region: Scope, probs: np.ndarray, info) -> None:
         """Remember ``probs`` of ``region``, folding it into a cached patch.

@@ -9,7 +9,7 @@ worker process without running the network, and never overwrites hand edits.
 from __future__ import annotations
 
 from ..worker.protocol import RelabelRequest
-from . import _job, _notify
+from . import _job, _notify, _review_data
 from ._results import write_region
 
 
@@ -43,38 +43,45 @@ class SegmentRelabel:
         inbox = self._inbox
 
         def done(outcome):  # In the worker client's thread: make ids unique there.
-            values = None
+            values = measured = None
             if outcome.ok:
                 try:
                     values = _job.offset_patches(outcome.value, existing, params, whole)
+                    measured = [_job.review_measure(v, probs, info, region, params)
+                                for (region, probs, info), v in zip(patches, values,
+                                                                    strict=True)]
                 except Exception as err:  # noqa: BLE001
                     outcome.error = err
             inbox.post(self._relabel_finished, result, stamp, params, patches, values,
-                       outcome.error)
+                       measured, outcome.error)
 
         self.client.submit(RelabelRequest([(probs, info) for _, probs, info in patches],
                                           params), on_done=done)
 
-    def _relabel_finished(self, result, stamp, params, patches, values, error):
+    def _relabel_finished(self, result, stamp, params, patches, values, measured, error):
         try:
             if error is not None:
                 _notify.show_error(_job.describe_error(error))
             elif values is not None:
                 self._apply_relabel(result, stamp, params,
-                                    [(p[0], v) for p, v in zip(patches, values, strict=True)])
+                                    [(p[0], v) for p, v in zip(patches, values, strict=True)],
+                                    measured)
         finally:
             self._relabel_done()
 
-    def _apply_relabel(self, result, stamp, params, values):
+    def _apply_relabel(self, result, stamp, params, values, measured):
         if (result.tracker.version, result.generation) != stamp:
             return  # Edited, or rewritten by a run, while re-labelling: never overwrite.
         if result.layer not in self._viewer.layers:
             return
         if self._run is not None and self._run.target is result:
             return  # A run is about to rewrite this layer with the same settings.
-        for region, labels in values:
+        for (region, labels), review in zip(values, measured, strict=True):
             write_region(result.layer, result.tracker, region, labels)
+            _review_data.update(result, review, params)
         result.params = params
+        if self.review.result is result or self.review.result is None:
+            self.review.show(result)
 
     def _relabel_done(self):
         self._relabeling = False

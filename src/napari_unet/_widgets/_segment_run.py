@@ -15,15 +15,16 @@ from pathlib import Path
 from qtpy.QtCore import QTimer
 
 from ..scope import Scope, whole_scope
+from ..settings import PredictionSettings
 from ..worker.protocol import SegmentRequest, StoreRequest
 from ..worker.shm import Slice
-from . import _job, _largescale, _layers, _notify
+from . import _job, _largescale, _layers, _notify, _review_data
 from ._models import LOAD_ENTRY
 from ._progress import RunState
 from ._results import write_run_result
 
 #: Tiles per network call: small batches keep progress and cancel prompt.
-BATCH_SIZE = 8
+BATCH_SIZE = PredictionSettings().batch_size
 
 
 class UserError(Exception):
@@ -158,6 +159,7 @@ class SegmentRuns:
         try:
             layer_result = write_run_result(self._viewer, self.results, run, result,
                                             add_probs=self.add_probs.value, hidden=True)
+            _review_data.update(layer_result, result.measured, result.job.params)
         except MemoryError as err:
             self._end_run()
             self.status.value = "failed"
@@ -170,6 +172,8 @@ class SegmentRuns:
         if run is not self._run:
             return
         self._end_run()
+        # The review list (built with the first result) in its own event-loop turn.
+        QTimer.singleShot(1, lambda: self.review.show(layer_result))
         n = None
         if result.job.params["mode"] == "instance":
             n = result.stats.get("n_objects")

@@ -6,6 +6,13 @@ current slice, or only what the user edited. Edits are those recorded by the
 shared edit trackers (:func:`._edits.tracker_for`): the Segment widget's
 result layers are tracked from their creation, and this widget starts
 tracking every other Labels layer as soon as it is shown.
+
+"What counts" chooses between whole-image pairs (the default) and sparse
+annotation: only the objects marked as reviewed (the Labels layer's
+``features["reviewed"]``, ``index`` = label id) and the regions edited by
+hand count for training, each grown by a margin
+(:func:`napari_unet.counted.counted_mask`); a mask of them is written with
+each pair, and planes or crops holding none are not exported.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..axes import channel_axis_between
+from ..counted import counted_mask, reviewed_ids_from_features
 from ..edits import edited_boxes
 from ..export import Region, export_pairs, read_manifest
 from ..tiff import normalize_unit
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
 SCOPES = [("whole layer", "whole"), ("current slice", "current"),
           ("edited slices", "edited slices"),
           ("edited regions (crops around edits)", "edited regions")]
+COUNTS = [("whole image", "whole"), ("reviewed and corrected regions", "reviewed")]
 #: Smallest edge of an "edited regions" crop: the default training patch.
 MIN_CROP = 128
 #: Exports writing more pixels than this run in a worker thread.
@@ -133,10 +142,13 @@ class ExportWidget(DockWidget):
         self.folder = FileEdit(label="dataset folder", mode="d")
         self.base_name = LineEdit(label="base name")
         self.scope = ComboBox(label="export", choices=SCOPES, value="edited slices")
+        self.counts = ComboBox(label="what counts", choices=COUNTS, value="whole",
+                               tooltip="Sparse annotation: train only on the objects marked "
+                                       "as reviewed and the regions corrected by hand")
         self.export_button = PushButton(text="Export")
         self.status = Label(value="")
         self.extend([self.image, self.label_layer, self.folder, self.base_name, self.scope,
-                     self.export_button, self.status])
+                     self.counts, self.export_button, self.status])
         self.image.changed.connect(self._on_image)
         self.export_button.changed.connect(self.export)
         self._viewer.layers.events.inserted.connect(self._on_inserted)
@@ -196,7 +208,9 @@ class ExportWidget(DockWidget):
             raise ExportError(f"the labels '{labels_layer.name}' are not an image.")
         axis = channel_axis_for(image, labels.shape)
         folder = self._folder()
-        regions = self._regions(image, axis, labels_layer, labels.shape)
+        counted = (self._counted(labels_layer, labels) if self.counts.value == "reviewed"
+                   else None)
+        regions = self._regions(image, axis, labels_layer, labels.shape, counted)
         scale = [float(s) for s in labels_layer.scale[-2:]]
         unit = normalize_unit(labels_layer.units[-1])
         name = self.base_name.value.strip() or image.name
@@ -206,7 +220,7 @@ class ExportWidget(DockWidget):
                 "regions": regions, "folder": folder, "pixels": pixels,
                 "kwargs": {"name": name, "scale": scale, "unit": unit,
                            "source_layer": image.name, "labels_layer": labels_layer.name,
-                           "model": model_of(labels_layer),
+                           "model": model_of(labels_layer), "counted": counted,
                            "classes": classes_of(labels_layer)}}
 
     def _folder(self) -> Path:
@@ -222,7 +236,22 @@ class ExportWidget(DockWidget):
         read_manifest(folder)  # a foreign dataset.json is refused now, not half-way
         return folder
 
-    def _regions(self, image, axis, labels_layer, shape) -> list[Region]:
+    @staticmethod
+    def _counted(labels_layer, labels) -> np.ndarray:
+        """The pixels that count: reviewed objects and edited regions, with a margin."""
+        tracker = tracker_for(labels_layer, create=False)
+        reviewed = reviewed_ids_from_features(getattr(labels_layer, "features", None))
+        counted = np.zeros(labels.shape, bool)
+        for plane in np.ndindex(*labels.shape[:-2]):
+            edited = tracker.plane_mask(plane, labels.shape[-2:]) if tracker else None
+            if reviewed or edited is not None:
+                counted[plane] = counted_mask(np.asarray(labels[plane]), reviewed, edited)
+        if not counted.any():
+            raise ExportError(f"nothing in '{labels_layer.name}' is marked as reviewed or was "
+                              "edited: choose 'whole image' under 'what counts'.")
+        return counted
+
+    def _regions(self, image, axis, labels_layer, shape, counted=None) -> list[Region]:
         tracker = tracker_for(labels_layer, create=False)
         lead_shape = tuple(shape[:-2])
         all_planes = list(np.ndindex(*lead_shape))
@@ -242,6 +271,8 @@ class ExportWidget(DockWidget):
                 raise ExportError(str(err)) from None
             lead = tuple(region.lead) if region.lead is not None else ()
             return [Region(lead, None, lead in edited)]
+        if counted is not None:  # sparse: the planes and crops holding counted pixels
+            return self._counted_regions(counted, edited, all_planes)
         if not edited:
             raise ExportError(f"nothing in '{labels_layer.name}' was edited since it was "
                               "opened (edits are tracked while this widget or the Segment "
@@ -254,6 +285,20 @@ class ExportWidget(DockWidget):
             grid = mask[::tracker.tile, ::tracker.tile]  # one pixel per tile
             regions += [Region(plane, box, True)
                         for box in edited_boxes(grid, tracker.tile, shape[-2:], MIN_CROP)]
+        return regions
+
+    def _counted_regions(self, counted, edited, all_planes) -> list[Region]:
+        """Edited slices / regions of a sparse export: those holding counted pixels."""
+        planes = [p for p in all_planes if counted[p].any()]
+        if self.scope.value == "edited slices":
+            return [Region(p, None, p in edited) for p in planes]
+        tile, (h, w) = 32, counted.shape[-2:]
+        regions = []
+        for plane in planes:
+            padded = np.pad(counted[plane], ((0, -h % tile), (0, -w % tile)))
+            grid = padded.reshape(padded.shape[0] // tile, tile, -1, tile).any(axis=(1, 3))
+            regions += [Region(plane, box, plane in edited)
+                        for box in edited_boxes(grid, tile, (h, w), MIN_CROP)]
         return regions
 
     @staticmethod
@@ -272,11 +317,16 @@ class ExportWidget(DockWidget):
             return None
         if not written:
             self.status.value = "nothing to export"
-            show_error("Nothing exported: the selected planes are empty.")
+            show_error("Nothing exported: the selected planes are empty" + (
+                " or hold nothing reviewed or corrected." if self.counts.value == "reviewed"
+                else "."))
             return written
         corrected = sum(e["hand_corrected"] for e in written)
         folder = Path(self.folder.line_edit.value).expanduser()
+        sparse = ("; only reviewed and corrected regions count"
+                  if written[0].get("counted") else "")
         self.status.value = f"{len(written)} pairs written"
-        show_info(f"Exported {len(written)} pairs ({corrected} hand-corrected) to {folder}: "
+        show_info(f"Exported {len(written)} pairs ({corrected} hand-corrected{sparse}) to "
+                  f"{folder}: "
                   f"{written[0]['image']} … {written[-1]['image']}")
         return written

@@ -7,8 +7,9 @@ reads settings, creates/updates layers and shows progress and notifications.
 napari's process never imports TensorFlow.
 
 The dock is assembled from small modules: its controls, one section per
-concern (:mod:`._segment_options`), runs (:mod:`._segment_run`) and
-re-labelling on settings changes (:mod:`._segment_relabel`).
+concern (:mod:`._segment_options`), runs (:mod:`._segment_run`),
+re-labelling on settings changes (:mod:`._segment_relabel`) and the review
+of a result's objects by confidence (:mod:`._review`, :mod:`._review_data`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from magicgui.widgets import Label
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 
+from ..settings import PredictionSettings
 from ..worker.protocol import WarmUp
 from . import _job, _layers, _models, _notify, _worker
 from . import _segment_options as options
 from ._base import DockWidget
+from ._bioimageio import BioimageioExport
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import DockProgress, RunState
 from ._results import Result
@@ -33,6 +36,9 @@ from ._segment_run import BATCH_SIZE, SegmentRuns
 
 if TYPE_CHECKING:
     import napari
+
+#: Delay before preloading what napari's first Labels layer imports (ms).
+PRELOAD_DELAY_MS = 250
 
 
 class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
@@ -57,6 +63,9 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         # Started (in the background) by the first dock; shared with later ones.
         self.client = _worker.client("segment")
 
+        # Qt helpers are children of the widget, so they die with it.
+        self._inbox = _worker.Inbox(self.native)
+        self.bioimageio = BioimageioExport(self, self.client, self._inbox, self._export_model)
         self.progress = DockProgress()
         self.status = Label(label="", value="")
         model = options.model_section(self)  # First: the channel choices depend on it.
@@ -64,10 +73,8 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         self.extend([*options.input_section(self), *model, *labelling,
                      *options.tiling_section(self),
                      *options.result_section(self), *options.run_section(self),
-                     self.progress.widget, self.status])
+                     self.progress.widget, self.status, *options.review_section(self)])
 
-        # Qt helpers are children of the widget, so they die with it.
-        self._inbox = _worker.Inbox(self.native)
         # Settings changes re-label from the cache after a short pause.
         self._relabel_timer = QTimer(self.native)
         self._relabel_timer.setSingleShot(True)
@@ -75,6 +82,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         self._relabel_timer.timeout.connect(self._relabel)
         for w in labelling:
             w.changed.connect(lambda *_: self._relabel_timer.start())
+        self.axes.changed.connect(lambda *_: options.update_stack_controls(self))
         self.image.changed.connect(self._on_image)
         self.channel_axis.changed.connect(self._update_channels)
         self.model.changed.connect(self._on_model)
@@ -110,7 +118,9 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         self.status.value = "starting the worker (TensorFlow and the model)…"
         self.progress.busy()
         self.client.submit(request, on_done=self._inbox.wrap(lambda outcome: self._warm_done()))
-        _preload_for_labels()
+        # After the dock's first paint: the import thread holds the GIL, which
+        # the GUI thread needs to lay out and draw the new dock.
+        QTimer.singleShot(PRELOAD_DELAY_MS, _preload_for_labels)
 
     def _warm_done(self) -> None:
         if self._run is None and self.status.value.startswith("starting"):
@@ -127,6 +137,8 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         for result in [r for r in self.results if r.layer not in self._viewer.layers]:
             result.tracker.disconnect()
             self.results.remove(result)  # Frees its cached probabilities.
+            if self.review.result is result:
+                self.review.show(None)
         layers = [layer for layer in self._viewer.layers if isinstance(layer, Image)]
         current = self.image.value
         for layer in layers:  # Renames must show up in the combo box.
@@ -159,10 +171,12 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         self.channel_axis.value = guess
         self.channel_axis.visible = layer is not None and (layer.rgb or layer.ndim > 2)
         self._update_channels()
+        self.review.show(self._result_for(layer) if layer is not None else None)
 
     def _update_channels(self, *args):
         layer = self.image.value
         axis = self.channel_axis.value
+        options.update_stack_controls(self)
         self.channels.reset_choices()
         self.channels.visible = (layer is not None
                                  and _layers.data_channel_axis(layer, axis) is not None)
@@ -203,7 +217,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
                 self.output.value = "instance"
             self.threshold.value = float(info.thresholds.get("foreground", 0.5))
             self.min_size.value = int(info.min_size)
-            self.tile_size.value = int(info.tile_size)
+            self.tile_size.value = PredictionSettings().resolved(info).tile_size
             self._relabel_timer.stop()  # A model's defaults must not re-label old results.
         else:
             self.model_info.value = "no napari-unet metadata"
@@ -221,7 +235,7 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         return _models.ask_model_file(self.native, "Load a U-Net model")
 
     def load_model_file(self, path) -> bool:
-        """Select a ``.keras`` model file and remember it as recently used."""
+        """Select a ``.keras`` model file or a bioimage.io package; remember it as recent."""
         try:
             self.model.value = self.registry.adopt(path)
         except Exception as err:  # noqa: BLE001
@@ -229,6 +243,13 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
             self.model.value = self._model_value
             return False
         return True
+
+    def _export_model(self) -> str:
+        """The model file "Export to bioimage.io…" writes (raises ValueError if none)."""
+        if self.model.value in (None, LOAD_ENTRY):
+            raise ValueError("choose a model first.")
+        self.registry.info(self.model.value)  # A clear error for a missing file.
+        return self.model.value
 
     def _params(self) -> dict:
         return options.labelling_params(self)

@@ -33,10 +33,12 @@ from napari.utils.notifications import show_error, show_info
 
 from ..export import class_names_from_features
 from ..model_io import default_model_path
+from ..settings import training_preset
 from ..worker.protocol import TrainRequest, TrainSummary, WarmUp
 from ..worker.shm import Slice
 from . import _job, _layers, _models, _worker
 from ._base import DockWidget
+from ._bioimageio import BioimageioExport
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._plot import TrainingPlot
 from ._progress import DockProgress
@@ -87,6 +89,10 @@ class TrainWidget(DockWidget):
         self.class_names = LineEdit(label="class names", value="")
         self.class_names.tooltip = ("names of label values 1, 2, ... separated by commas; "
                                     "empty: the dataset's, or the Labels layer's features")
+        self.preset = ComboBox(label="preset", value=None, choices=[
+            ("custom", None), ("quick: fine-tune within 3 minutes", "quick")],
+            tooltip="'quick' fills in settings that make fine-tuning on one corrected "
+                    "image pay off within 3 minutes on 2 CPU cores")
         self.epochs = SpinBox(label="epochs", min=1, max=1000, value=10)
         self.steps = SpinBox(label="steps per epoch", min=1, max=10_000, value=50)
         self.learning_rate = FloatSpinBox(label="learning rate", min=1e-5, max=0.1, step=1e-5,
@@ -95,25 +101,30 @@ class TrainWidget(DockWidget):
         self.patch_size = SpinBox(label="patch size", min=32, max=1024, step=16, value=128)
         self.val_fraction = FloatSpinBox(label="validation fraction", min=0.0, max=0.5,
                                          step=0.05, value=0.15)
+        self.time_limit = SpinBox(label="time limit (s, 0: none)", min=0, max=7 * 86400,
+                                  value=0)
         self.augment = CheckBox(text="augment (flips, rotations, zoom, intensity)", value=True)
         self.output = FileEdit(label="save model as", mode="w", filter="*.keras")
         self.start_button = PushButton(text="Start training")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self._inbox = _worker.Inbox(self.native)
+        # Started (in the background) by the first dock; importing TensorFlow
+        # there now makes the first Start quicker.
+        self.client = _worker.client("train")
+        self.client.submit(WarmUp())
+        self.bioimageio = BioimageioExport(self, self.client, self._inbox, self._export_model)
         self.progress = DockProgress()
         self.status = Label(value="")
         for select in (self.datasets, self.layer_pairs):
             select.native.setMaximumHeight(80)
         self.extend([self.datasets, self.add_button, self.remove_button, self.layer_pairs,
                      self.start_model, self.task, self.class_names, self.base_filters,
-                     self.epochs, self.steps,
-                     self.learning_rate, self.batch_size, self.patch_size, self.val_fraction,
-                     self.augment, self.output, self.start_button, self.cancel_button,
-                     self.progress.widget, self.status])
-        self._inbox = _worker.Inbox(self.native)
-        # Started (in the background) by the first dock; importing TensorFlow
-        # there now makes the first Start quicker.
-        self.client = _worker.client("train")
-        self.client.submit(WarmUp())
+                     self.preset, self.epochs,
+                     self.steps, self.learning_rate, self.batch_size, self.patch_size,
+                     self.val_fraction, self.time_limit, self.augment, self.output,
+                     self.start_button, self.cancel_button,
+                     self.progress.widget, self.status, self.bioimageio.button])
+
         self.plot = TrainingPlot(self.native, colors=_theme_colors(self._viewer))
         self.native.layout().addWidget(self.plot.canvas)
 
@@ -122,6 +133,7 @@ class TrainWidget(DockWidget):
         self.start_model.changed.connect(self._on_model)
         self.base_filters.changed.connect(self._update_output)
         self.task.changed.connect(self._on_task)
+        self.preset.changed.connect(self._on_preset)
         self.start_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         _models.model_added.connect(self._on_model_added)
@@ -263,6 +275,16 @@ class TrainWidget(DockWidget):
                                         on_done=inbox.wrap(self._on_done))
         return job
 
+    def _on_preset(self, *args):
+        """Fill in a preset's settings (the patch size stays the model's tile)."""
+        if self.preset.value is None:
+            return
+        values = training_preset(self.preset.value)
+        self.epochs.value, self.steps.value = values["epochs"], values["steps_per_epoch"]
+        self.learning_rate.value, self.batch_size.value = (values["learning_rate"],
+                                                           values["batch_size"])
+        self.time_limit.value = int(values["time_limit"])
+
     def _make_request(self) -> TrainRequest:
         pairs = []
         for img, lab in self.layer_pairs.value:
@@ -280,6 +302,7 @@ class TrainWidget(DockWidget):
             raise ExportError("choose a model to start from.")
         if model != SCRATCH:
             self.registry.info(model)  # a clear message for a missing file
+            _models.check_trainable(model)
         auto = self._auto_output is not None and self.output.value == self._auto_output
         if auto and Path(self._auto_output).exists():  # taken meanwhile (another dock?)
             self._auto_output = None
@@ -296,7 +319,8 @@ class TrainWidget(DockWidget):
             learning_rate=float(self.learning_rate.value),
             val_fraction=float(self.val_fraction.value), augment=bool(self.augment.value),
             output_path=out, overwrite=False, jit_compile="auto" if steps >= JIT_MIN_STEPS
-            else False)
+            else False, time_limit=float(self.time_limit.value) or None,
+            preset=self.preset.value)
         if model == SCRATCH:
             settings.update(base_filters=int(self.base_filters.value), depth=4,
                             task=self.task.value)
@@ -307,6 +331,22 @@ class TrainWidget(DockWidget):
                 settings["classes"] = names
         return TrainRequest([str(f) for f in self._folders], pairs,
                             None if model == SCRATCH else model, settings)
+
+    def _export_model(self) -> str:
+        """The model "Export to bioimage.io…" writes: the last one trained, else the start model.
+
+        Raises ValueError with a sentence for the user when there is none.
+        """
+        if self.busy:
+            raise ValueError("training is running; export when it has finished.")
+        trained = getattr(self.last_result, "path", None)
+        if trained is not None and Path(trained).is_file():
+            return str(trained)
+        model = self.start_model.value
+        if model in (None, LOAD_ENTRY, SCRATCH):
+            raise ValueError("train a model first, or choose one to start from.")
+        self.registry.info(model)  # a clear message for a missing file
+        return model
 
     def _on_event(self, event: dict):
         if self._job is None:

@@ -282,8 +282,10 @@ def make_test_tensors(keras_model, info: ModelInfo, image=None) -> tuple[np.ndar
         raise ValueError(f"The test image {image.shape[:2]} is smaller than {multiple} pixels")
     y0, x0 = ((n - size) // 2 for n in image.shape[:2])
     crop = np.ascontiguousarray(image[y0:y0 + size, x0:x0 + size], dtype=np.float32)
+    # float32 always: consumers (bioimageio.core, deepImageJ) run the weights in
+    # float32 and must reproduce these outputs to ~1e-5, which bf16 would miss.
     probs = predict_probabilities(crop, keras_model, info=info, channel_axis=-1,
-                                  tile_size=size, overlap=0)
+                                  tile_size=size, overlap=0, precision="float32")
     return crop[None], np.ascontiguousarray(np.moveaxis(probs, 0, -1)[None])
 
 

@@ -99,6 +99,17 @@ def channels(text: str):
     return values
 
 
+def voxel_size(text: str) -> tuple[float, float, float]:
+    """``Z,Y,X``: three positive numbers."""
+    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers Z,Y,X, got {text!r}")
+    values = tuple(_number(float, p) for p in parts)
+    if min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"voxel sizes must be > 0, got {text!r}")
+    return values
+
+
 def axes_letters(text: str) -> str:
     letters = text.strip().upper()
     if not letters or set(letters) - set("TZCYXS"):

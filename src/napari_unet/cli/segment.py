@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..settings import DEFAULT_WINDOW, PRECISIONS, PredictionSettings
 from ._common import (
     TIFF_SUFFIXES,
     CLIError,
@@ -18,10 +19,12 @@ from ._common import (
     positive_int,
     probability,
     show_progress,
+    voxel_size,
 )
 
 
 def add_parser(sub) -> None:
+    defaults = PredictionSettings()
     seg = sub.add_parser("segment", help="segment TIFF files, folders or zarr arrays")
     seg.add_argument("inputs", nargs="+", metavar="INPUT")
     seg.add_argument("-o", "--output", required=True,
@@ -29,12 +32,26 @@ def add_parser(sub) -> None:
     seg.add_argument("--model", help=".keras model file (default: the shipped nuclei model)")
     seg.add_argument("--threshold", type=probability, help="foreground probability threshold")
     seg.add_argument("--min-size", type=non_negative_int, help="minimum object size in pixels")
-    seg.add_argument("--tile-size", type=positive_int, help="tile edge in pixels (default 128)")
-    seg.add_argument("--overlap", type=non_negative_int, default=32, help="tile overlap in pixels")
-    seg.add_argument("--batch-size", type=positive_int, default=16)
+    seg.add_argument("--tile-size", type=positive_int,
+                     help=f"window edge in pixels (default {DEFAULT_WINDOW}, or the model's "
+                          "training tile if larger)")
+    seg.add_argument("--overlap", type=non_negative_int,
+                     help=f"window overlap in pixels (default {defaults.overlap})")
+    seg.add_argument("--batch-size", type=positive_int,
+                     help=f"windows per network call (default {defaults.batch_size})")
+    seg.add_argument("--precision", choices=PRECISIONS,
+                     help="network arithmetic (default auto: bfloat16 on CPUs with AVX-512 "
+                          "BF16/AMX, float16 on a GPU, else float32; environment variable "
+                          "NAPARI_UNET_PRECISION)")
     seg.add_argument("--axes", type=axes_letters,
                      help="axes of the input, e.g. YX, ZYX, TYX, YXC, TZCYX")
     seg.add_argument("--channel", type=channels, help="channel index, comma list, or 'mean'")
+    seg.add_argument("--instances", choices=("3d", "stitch", "2d"), default="3d",
+                     help="Z stacks: one object per nucleus through Z by a 3D watershed "
+                          "(3d, default), 2D objects linked plane to plane by IoU (stitch), "
+                          "or independent objects per plane (2d); T frames are never linked")
+    seg.add_argument("--voxel-size", type=voxel_size, metavar="Z,Y,X",
+                     help="voxel size for 3D instances (default: the file's calibration)")
     seg.add_argument("--semantic", action="store_true",
                      help="write a 0/1 mask (semantic models always write class labels)")
     seg.add_argument("--scheduler", metavar="ADDRESS",
@@ -110,6 +127,14 @@ def file_axes(letters: str, ndim: int) -> str | None:
         return None
 
 
+def file_voxel_size(axes: str, scale) -> tuple | None:
+    """The file's ``(Z, Y, X)`` calibration for a stack with a Z axis, else None."""
+    if scale is None or "Z" not in axes or len(scale) != len(axes):
+        return None
+    size = tuple(float(scale[axes.index(a)]) for a in "ZYX")
+    return size if min(size) > 0 else None
+
+
 def read_input(path: Path):
     """``(array, axes or None, scale or None, unit or None)``; zarr stays lazy."""
     if is_zarr(path):
@@ -173,10 +198,12 @@ def run(args) -> int:
         data, axes, scale, unit = read_input(path)
         axes = resolved_axes(path, data, args.axes, axes)
         options = dict(info=info, axes=axes, channels=args.channel,
+                       instances=args.instances,
+                       voxel_size=args.voxel_size or file_voxel_size(axes, scale),
                        mode="semantic" if args.semantic else None,
                        threshold=args.threshold, min_size=args.min_size,
                        tile_size=args.tile_size, overlap=args.overlap,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, precision=args.precision)
         target.parent.mkdir(parents=True, exist_ok=True)
         if is_zarr(path):
             from ..largescale import segment_zarr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..settings import TRAINING_PRESETS
 from ._common import CLIError, fraction, positive_float, positive_int, show_progress
 
 #: ``--from`` values that are not files.
@@ -28,11 +29,16 @@ def add_parser(sub) -> None:
                          "manifest, else class_1..K)")
     tr.add_argument("--base-filters", type=positive_int, default=16,
                     help="width of a new U-Net (with --from scratch)")
-    tr.add_argument("--epochs", type=positive_int, default=30)
-    tr.add_argument("--steps", type=positive_int, default=100, help="steps per epoch")
-    tr.add_argument("--batch-size", type=positive_int, default=8)
-    tr.add_argument("--learning-rate", type=positive_float, default=1e-3)
-    tr.add_argument("--patch-size", type=positive_int, default=128, help="training patch edge")
+    tr.add_argument("--preset", choices=sorted(TRAINING_PRESETS),
+                    help="a named set of the settings below; 'quick': fine-tune on one "
+                         "corrected image within 3 minutes on 2 CPU cores "
+                         f"({_describe(TRAINING_PRESETS['quick'])}); flags given override it")
+    # Defaults None: an unset flag takes the preset's value, else train()'s default.
+    tr.add_argument("--epochs", type=positive_int, help="(default 30)")
+    tr.add_argument("--steps", type=positive_int, help="steps per epoch (default 100)")
+    tr.add_argument("--batch-size", type=positive_int, help="(default 8)")
+    tr.add_argument("--learning-rate", type=positive_float, help="(default 0.001)")
+    tr.add_argument("--patch-size", type=positive_int, help="training patch edge (default 128)")
     tr.add_argument("--val-fraction", type=fraction, default=0.15)
     tr.add_argument("--time-limit", type=positive_float, help="stop after this many seconds")
     tr.add_argument("--channel-axis", type=int,
@@ -42,6 +48,11 @@ def add_parser(sub) -> None:
     tr.add_argument("--overwrite", action="store_true")
     tr.add_argument("-q", "--quiet", action="store_true")
     tr.set_defaults(func=run)
+
+
+def _describe(preset: dict) -> str:
+    return (f"{preset['time_limit']:.0f} s, epochs of {preset['steps_per_epoch']} steps, batch "
+            f"{preset['batch_size']}")
 
 
 def start_model(value: str):
@@ -91,13 +102,15 @@ def run(args) -> int:
     if out.parent.exists() and not out.parent.is_dir():
         raise CLIError(f"-o: {out.parent} is not a folder")
     base = start_model(args.base_model)
-    images, labels, names, with_channels, manifest_classes = [], [], [], set(), []
+    images, labels, counted, names, with_channels = [], [], [], [], set()
+    manifest_classes = []
     for folder in args.datasets:
         if not Path(folder).is_dir():
             raise CLIError(f"dataset folder not found: {folder}")
         ds = read_dataset(folder, channel_axis=args.channel_axis)  # channels come out last
         images += ds.images
         labels += ds.labels
+        counted += ds.counted  # sparse annotation: only these pixels count
         names.append(str(folder))
         with_channels.add(ds.channel_axis is not None)
         if ds.manifest.get("classes"):
@@ -130,16 +143,23 @@ def run(args) -> int:
 
     if not args.quiet:
         start = "a new U-Net" if base is None else f"{Path(base).name}"
-        print(f"training from {start} on {len(images)} images", file=sys.stderr)
+        sparse = sum(c is not None for c in counted)
+        print(f"training from {start} on {len(images)} images"
+              f"{f' (preset {args.preset})' if args.preset else ''}"
+              f"{f' ({sparse} sparsely annotated)' if sparse else ''}", file=sys.stderr)
     try:
+        given = {"epochs": args.epochs, "steps_per_epoch": args.steps,
+                 "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                 "patch_size": args.patch_size, "time_limit": args.time_limit}
+        # Flags left unset are not passed: train() fills them from the preset or its defaults.
         result = train(images, labels, model=base, base_filters=args.base_filters,
                        task=args.task, classes=classes,
-                       channel_axis=-1 if True in with_channels else None, epochs=args.epochs,
-                       steps_per_epoch=args.steps, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate, patch_size=args.patch_size,
-                       val_fraction=args.val_fraction, augment=not args.no_augment,
-                       time_limit=args.time_limit, output_path=out, overwrite=args.overwrite,
-                       data_description=", ".join(names), progress=progress)
+                       channel_axis=-1 if True in with_channels else None,
+                       **{k: v for k, v in given.items() if v is not None},
+                       preset=args.preset, val_fraction=args.val_fraction,
+                       augment=not args.no_augment, output_path=out, overwrite=args.overwrite,
+                       data_description=", ".join(names), progress=progress,
+                       counted=counted)
     finally:
         if bar is not None:
             bar.close()

@@ -25,6 +25,13 @@ How it works
    pairs). A last pass maps each ``(block, local id)`` to sequential ids,
    chunk by chunk.
 
+**Z stacks** (3D instances, ``instances='3d'``): whole planes are predicted
+once each and labelled in 3D slab by slab along Z (the input's Z chunk, at
+least as thick as the halo, plus the halo above and below: ``halo`` pixels as
+planes at the voxel size), with the same complete-object naming and
+face merging across slab faces; see :mod:`napari_unet.largescale.volume`.
+Memory holds one slab and its halo, whatever the number of planes.
+
 :func:`segment_zarr` stores the per-block labels in the output zarr and then
 rewrites each chunk with the merged ids, so memory stays at a few blocks
 whatever the image size. :func:`segment_dask` builds the same graph lazily.
@@ -46,13 +53,16 @@ from .blocks import (
     Plan,
     Source,
     block_meta,
+    block_region,
     block_table,
     label_and_store,
     label_block,
     merge_tables,
     plane_range,
+    read_block,
     relabel_block,
     relabel_stored,
+    store_block,
 )
 
 __all__ = ["segment_dask", "segment_zarr"]
@@ -76,12 +86,13 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
         keras_model, file_info = model, ModelInfo.from_model(model)
         ref = ModelRef(None, model, in_memory=True)
     info = info or file_info
-    data = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
-                         channel_axis=channel_axis, channels=channels).data
-    prediction = settings["prediction"].resolved(info)
+    prep = prepare_image(_as_dask(image), model_channels(keras_model)[0], axes=axes,
+                         channel_axis=channel_axis, channels=channels)
+    data = prep.data
+    multiple = 2 ** model_depth(keras_model)
+    prediction = settings["prediction"].resolved(info, prep.spatial_shape[-2:], multiple)
     labelling = settings["labelling"].resolved(info)
     blocks = settings["blocks"]
-    multiple = 2 ** model_depth(keras_model)
     check_tiling(prediction.tile_size, prediction.overlap, multiple)
     shape = tuple(int(n) for n in data.shape[:-1])
     if blocks.block_size is None:
@@ -91,7 +102,10 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings) -> tupl
     else:
         block = blocks.block_size
     block = tuple(min(b, n) for b, n in zip(block, shape[-2:], strict=True))
-    plan = Plan(ref, info, shape, block, multiple, prediction, labelling, blocks)
+    plan = Plan(ref, info, shape, block, multiple, prediction, labelling, blocks, prep.axes)
+    if plan.volumes and labelling.instances == "stitch":
+        raise ValueError("instances='stitch' is not available out of core; use '3d' "
+                         "(3D watershed) or '2d'")
     return plan, Source(data)
 
 
@@ -151,6 +165,10 @@ def segment_dask(array, model=None, *, info=None, axes=None, channel_axis=None, 
                              caller="segment_dask()")
     plan, src = _plan(array, model, info, axes=axes, channel_axis=channel_axis,
                       channels=channels, settings=settings)
+    if plan.volumes:
+        raise ValueError("segment_dask labels planes; 3D instances of a Z stack out of core are "
+                         "written by segment_zarr (or pass instances='2d', or axes with T "
+                         "instead of Z)")
     normalize, mode = plan.prediction.normalize, plan.labelling.mode
     lead = plan.shape[:-2]
     ranges = dask.delayed(np.reshape)(
@@ -226,6 +244,9 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
     plan, src = _plan(input, model, info, axes=axes, channel_axis=channel_axis,
                       channels=channels, settings=settings)
     mode = plan.labelling.mode
+    if plan.volumes and (client is not None or scheduler is not None):
+        raise ValueError("3D instances run slab by slab on this machine, not on a dask "
+                         "cluster; drop the scheduler or pass instances='2d'")
     if (client is not None or scheduler is not None) and plan.model.in_memory:
         raise ValueError("a distributed run needs the model as a .keras path, not an object")
     own_client = None
@@ -235,7 +256,14 @@ def segment_zarr(input, output, model=None, *, overwrite=False, scheduler=None, 
                cancel=cancel)
     try:
         with atomic_folder(output, overwrite=overwrite) as tmp:
-            n = _write_labels(plan, src, tmp, run)
+            if plan.volumes:
+                from .volume import write_volume_labels
+
+                slab = int(src.array.chunksize[plan.axes.index("Z")])
+                n = write_volume_labels(plan, src, tmp, slab=slab, progress=progress,
+                                        cancel=cancel)
+            else:
+                n = _write_labels(plan, src, tmp, run)
             zarr.open_array(str(tmp), mode="r+").attrs.update({"napari_unet": {
                 "source": str(input) if isinstance(input, (str, os.PathLike)) else None,
                 "model": plan.info.name, "mode": mode, "n_objects": n,
@@ -260,15 +288,91 @@ def _write_labels(plan, src, path, run) -> int:
                                      unit="plane", **run), lead + (2, -1))
     zarr.open_array(str(path), mode="w", shape=plan.shape, dtype=plan.dtype, fill_value=0,
                     chunks=(1,) * len(lead) + plan.block)
-    metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(path))
-                      for k in keys], "blocks", unit="chunk", **run)
+    if run["client"] is None and run["num_workers"] == 1:
+        metas = _label_local(plan, src, ranges, keys, str(path), run)
+    else:
+        metas = _compute([dask.delayed(label_and_store)(src, plan, ranges, k, str(path))
+                          for k in keys], "blocks", unit="chunk", **run)
     if plan.labelling.mode != "instance":
         return 0
     merged = merge_tables(plan, dict(zip(keys, metas, strict=True)))
     tables = [block_table(merged, k, m[0]) for k, m in zip(keys, metas, strict=True)]
+    # Each task owns its chunk, and zarr's codecs release the GIL: two threads
+    # overlap one chunk's reading with another's writing.
+    merge_run = run if run["client"] is not None else {
+        **run, "num_workers": max(2, run["num_workers"])}
     _compute([dask.delayed(relabel_stored)(str(path), plan, k, t)
-              for k, t in zip(keys, tables, strict=True)], "merge", unit="chunk", **run)
+              for k, t in zip(keys, tables, strict=True)], "merge", unit="chunk", **merge_run)
     return int(merged[0].max(initial=0))
+
+
+def _label_local(plan, src, ranges, keys, path, run) -> list:
+    """Label every block here, as a pipeline, and return their metas.
+
+    While the network runs on block k (TensorFlow releases the GIL), one
+    thread reads block k + 1's input and another writes block k - 1 to the
+    zarr store. A :class:`~napari_unet.tiling.WindowCache` per plane
+    computes each window once, although neighbouring blocks' halos share
+    windows. Memory: about three blocks plus a few rows of windows.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from ..cancel import Cancelled, is_cancelled
+    from ..tiling import WindowCache, region_windows
+
+    progress, cancel = run["progress"], run["cancel"]
+    pred = plan.prediction
+    caches = {}
+    if not plan.blocks.exact:  # exact runs batch like the in-memory path instead
+        last_use: dict = {}
+        for n, key in enumerate(keys):
+            region = block_region(plan, key)[0]
+            for ij in region_windows(region, plan.shape[-2:], pred.tile_size, pred.overlap):
+                last_use[(key[:-2],) + ij] = n
+        for index in {key[:-2] for key in keys}:
+            mine = {k[1:]: n for k, n in last_use.items() if k[0] == index}
+            caches[index] = _PlaneCache(WindowCache(mine))
+    metas = []
+    if progress is not None:
+        progress(0, len(keys))
+    with ThreadPoolExecutor(1, thread_name_prefix="napari-unet-read-block") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="napari-unet-write-block") as writer, \
+            tqdm(total=len(keys), desc="blocks", unit="chunk", disable=run["quiet"],
+                 leave=False) as bar:
+        data = reader.submit(read_block, src, plan, keys[0])
+        written = None
+        for n, key in enumerate(keys):
+            block = data.result()
+            if n + 1 < len(keys):
+                data = reader.submit(read_block, src, plan, keys[n + 1])
+            cache = caches.get(key[:-2])
+            result = label_block(src, plan, ranges, key, data=block,
+                                 cache=cache.at(n) if cache else None)
+            if written is not None:
+                metas.append(written.result())
+            written = writer.submit(store_block, path, plan, key, result)
+            bar.update(1)
+            if progress is not None:
+                progress(n + 1, len(keys))
+            if is_cancelled(cancel):
+                raise Cancelled("blocks: cancelled")
+        metas.append(written.result())
+    return metas
+
+
+class _PlaneCache:
+    """A plane's WindowCache, moved on to the block being labelled (its
+    ``last_use`` counts blocks over all planes)."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def at(self, n: int):
+        while self.cache.region < n:
+            self.cache.advance()
+        return self.cache
 
 
 def connect(scheduler: str):

@@ -64,6 +64,13 @@ class Plan:
     prediction: PredictionSettings
     labelling: LabelSettings
     blocks: BlockSettings
+    axes: str = ""  # spatial letters of ``shape``, e.g. "ZYX"
+
+    @property
+    def volumes(self) -> bool:
+        """Labels are 3D objects along Z (written slab by slab, see volume.py)."""
+        return ("Z" in self.axes and self.labelling.mode == "instance"
+                and self.labelling.instances != "2d")
 
     @property
     def dtype(self):
@@ -101,33 +108,56 @@ def plane_range(src: Source, plan: Plan, index) -> np.ndarray:
                      for k in range(samples.shape[-1])]).T
 
 
-def label_block(src: Source, plan: Plan, ranges, key) -> tuple:
+def block_region(plan: Plan, key) -> tuple:
+    """``(region, box)``: the block + halo to predict, and the input pixels
+    its windows read (see :func:`~napari_unet.tiling.region_input_box`)."""
+    from ..tiling import region_input_box
+
+    (h, w), d, pred = plan.shape[-2:], plan.blocks.halo, plan.prediction
+    y0, y1, x0, x1 = plan.core(key)
+    region = (max(0, y0 - d), min(h, y1 + d), max(0, x0 - d), min(w, x1 + d))
+    return region, region_input_box(region, (h, w), pred.tile_size, pred.overlap)
+
+
+def read_block(src: Source, plan: Plan, key) -> np.ndarray:
+    """The input pixels a block's windows read."""
+    return src.read(key[:-2], *block_region(plan, key)[1])
+
+
+def label_block(src: Source, plan: Plan, ranges, key, *, data=None, cache=None) -> tuple:
     """Labels of one block (local ids 1..n), from the block + halo, and
-    (instance mode) each id's global first pixel, or -1 if incomplete."""
+    (instance mode) each id's global first pixel, or -1 if incomplete.
+
+    ``data`` is the block's input (:func:`read_block`), read here if None;
+    ``cache`` a :class:`~napari_unet.tiling.WindowCache` of the plane.
+    """
     from scipy import ndimage as ndi
 
     from ..postprocess import probabilities_to_labels
-    from ..tiling import predict_region, region_input_box
+    from ..tiling import predict_region
 
-    index, (h, w), d = key[:-2], plan.shape[-2:], plan.blocks.halo
+    index, (h, w) = key[:-2], plan.shape[-2:]
     pred = plan.prediction
     y0, y1, x0, x1 = plan.core(key)
-    region = (max(0, y0 - d), min(h, y1 + d), max(0, x0 - d), min(w, x1 + d))
-    box = region_input_box(region, (h, w), pred.tile_size, pred.overlap)
+    region, box = block_region(plan, key)
     lo, hi = ranges[index] if pred.normalize else (0.0, 1.0)
     probs = predict_region(
-        src.read(index, *box), plan.model.get(), region=region, image_shape=(h, w),
-        origin=(box[0], box[2]), lo=lo, hi=hi, tile_size=pred.tile_size, overlap=pred.overlap,
-        batch_size=pred.batch_size, multiple=plan.multiple, global_batches=plan.blocks.exact)
+        read_block(src, plan, key) if data is None else data, plan.model.get(), region=region,
+        image_shape=(h, w), origin=(box[0], box[2]), lo=lo, hi=hi, tile_size=pred.tile_size,
+        overlap=pred.overlap, batch_size=pred.batch_size, multiple=plan.multiple,
+        global_batches=plan.blocks.exact, precision=pred.precision, cache=cache)
     labels = probabilities_to_labels(probs, info=plan.info, settings=plan.labelling)
     core = labels[y0 - region[0]:y1 - region[0], x0 - region[2]:x1 - region[2]]
     if plan.labelling.mode == "semantic":
         return core.reshape((1,) * len(index) + core.shape), None
     # Components of the thresholded foreground that reach an edge of the
     # region inside the image may be split differently than in memory.
-    fg = probabilities_to_labels(probs, info=plan.info, settings=plan.labelling, mode="semantic",
-                                 min_size=0, fill_holes=False)
-    comps = ndi.label(fg)[0]
+    # (the thresholded foreground itself: what probabilities_to_labels in
+    # semantic mode with min_size 0 and no hole filling gives, for less)
+    outputs = list(plan.info.outputs)
+    fg = probs[outputs.index("foreground") if len(outputs) == len(probs)
+               and "foreground" in outputs else 0]
+    comps = ndi.label(fg > plan.labelling.threshold)[0]
     edges = [comps[0] if region[0] > 0 else (), comps[-1] if region[1] < h else (),
              comps[:, 0] if region[2] > 0 else (), comps[:, -1] if region[3] < w else ()]
     cut = np.zeros(int(comps.max()) + 1, bool)
@@ -222,9 +252,13 @@ def relabel_block(block, merged, block_info=None):
 
 def label_and_store(src, plan, ranges, key, path):
     """Label a block, write it to its (whole) chunk of ``path``, return its meta."""
+    return store_block(path, plan, key, label_block(src, plan, ranges, key))
+
+
+def store_block(path, plan, key, result):
+    """Write a labelled block to its (whole) chunk of ``path``; return its meta."""
     import zarr
 
-    result = label_block(src, plan, ranges, key)
     zarr.open_array(path, mode="r+")[plan.slices(key)] = result[0]
     return block_meta(result) if plan.labelling.mode == "instance" else None
 

@@ -7,6 +7,9 @@ memory, not four times more) with ``(H, W)`` instance labels.
 Folder layout read by :func:`read_dataset`::
 
     DATASET/images/<name>.tif   DATASET/masks/<name>.tif   [DATASET/dataset.json]
+    [DATASET/counted/<name>.tif]  sparse annotation: nonzero pixels count
+
+Without a counted mask every pixel of a pair counts.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class Dataset:
         ``dataset.json``, if present.
     skipped : list of str
         Images without a mask.
+    counted : list of (ndarray of bool or None)
+        Per pair, the pixels that count for training (``counted/<stem>.tif``,
+        sparse annotation), or None where all of them count.
     """
 
     images: list
@@ -44,6 +50,12 @@ class Dataset:
     names: list[str]
     manifest: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    counted: list = field(default_factory=list)
+
+    @property
+    def sparse(self) -> bool:
+        """Whether some pair counts only part of its pixels."""
+        return any(c is not None for c in self.counted)
 
     @property
     def channel_axis(self) -> int | None:
@@ -97,7 +109,7 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
             raise ValueError(f"{folder / 'dataset.json'} is not valid JSON: {err}") from None
     declared = {Path(p.get("image", "")).stem: p.get("image_axes")
                 for p in (manifest.get("pairs") or []) if isinstance(p, dict)}
-    images, labels, names, skipped = [], [], [], []
+    images, labels, names, skipped, counted = [], [], [], [], []
     for path in sorted(p for p in img_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")):
         masks = [mask_dir / f"{path.stem}{ext}" for ext in (".tif", ".tiff")]
         mask = next((m for m in masks if m.is_file()), None)
@@ -108,6 +120,8 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
             with tifffile.TiffFile(path) as tif:
                 img, file_axes = tif.series[0].asarray(), tif.series[0].axes
             lab = tifffile.imread(mask)
+            counted_file = folder / "counted" / f"{path.stem}.tif"
+            count = tifffile.imread(counted_file) > 0 if counted_file.is_file() else None
         except Exception as err:  # noqa: BLE001 - any unreadable file: one clear message
             raise ValueError(f"{folder.name}/{path.name}: cannot read the pair ({err})") from None
         axes = declared.get(path.stem)
@@ -117,9 +131,13 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
                 img.shape, lab.shape, axes=axes, names=names_hint)
         except ValueError as err:
             raise ValueError(f"{folder.name}/{path.stem}: {err}") from None
+        if count is not None and count.shape != lab.shape:
+            raise ValueError(f"{folder.name}/counted/{path.stem}.tif: shape {count.shape} "
+                             f"differs from its mask's {lab.shape}")
         images.append(img if axis is None else np.moveaxis(img, axis, -1))
         labels.append(lab)
         names.append(path.stem)
+        counted.append(count)
     if not images:
         raise ValueError(f"No image in {img_dir} has a mask of the same name in {mask_dir}")
     if len({img.ndim - lab.ndim for img, lab in zip(images, labels, strict=True)}) > 1:
@@ -130,7 +148,7 @@ def read_dataset(folder, *, channel_axis: int | None = None) -> Dataset:
             training_planes([img], [lab], channel_axis=-1 if img.ndim > lab.ndim else None)
         except ValueError as err:
             raise ValueError(f"{folder.name}/{name}: {err}") from None
-    return Dataset(images, labels, names, manifest, skipped)
+    return Dataset(images, labels, names, manifest, skipped, counted)
 
 
 def _tiff_channel_names(file_axes: str, ndim: int):
@@ -194,6 +212,42 @@ def training_planes(images, labels, *, channel_axis: int | None = None):
             planes.append(img[idx])
             label_planes.append(lab[idx].astype(np.int32))
     return planes, label_planes
+
+
+def counted_planes(counted, labels) -> list:
+    """Cut per-image counted masks into planes, as :func:`training_planes` cuts labels.
+
+    Parameters
+    ----------
+    counted : list of (array of bool or None), or None
+        Per image, the pixels that count for training (sparse annotation),
+        or None where all of them count.
+    labels : list of arrays
+        The label images, for their shapes.
+
+    Returns
+    -------
+    list of (bool ndarray (H, W) or None), one per plane; None when nothing
+    is sparse.
+    """
+    if isinstance(labels, np.ndarray) or hasattr(labels, "dtype"):
+        labels = [labels]
+        counted = [counted] if counted is not None and not isinstance(counted, list) else counted
+    if counted is None or all(c is None for c in counted):
+        return None
+    if len(counted) != len(labels):
+        raise ValueError(f"Got {len(counted)} counted masks for {len(labels)} label images.")
+    planes = []
+    for i, (cnt, lab) in enumerate(zip(counted, labels, strict=True)):
+        shape = np.shape(lab)
+        if cnt is not None:
+            cnt = np.asarray(cnt).astype(bool)
+            if cnt.shape != shape:
+                raise ValueError(f"Counted mask #{i} has shape {cnt.shape} but its labels "
+                                 f"have shape {shape}.")
+        for idx in np.ndindex(*shape[:-2]):
+            planes.append(None if cnt is None else cnt[idx])
+    return planes
 
 
 def split_components(labels, min_size: int = 0) -> np.ndarray:

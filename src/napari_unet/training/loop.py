@@ -13,6 +13,7 @@ further calibration.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model_io import ModelFileError, ModelInfo
-from .data import training_planes
+from .data import counted_planes, training_planes
 from .losses import make_loss
 from .sampler import Augmentation, PatchSampler, grid_patches
 from .semantic import annotated_planes, make_semantic_loss, semantic_setup, validation_scores
@@ -64,25 +65,41 @@ class TrainingResult:
         return self.stopped == "cancelled"
 
 
-def _split_validation(planes, labels, fraction: float, rng):
-    """Hold out whole planes, or a strip of a single plane."""
+def _split_validation(planes, labels, fraction: float, rng, counted=None):
+    """Hold out whole planes, or a strip of a single plane.
+
+    Returns train planes, labels, counted; validation planes, labels,
+    counted; and how validation was split (counted lists are None when
+    ``counted`` is).
+    """
     n = len(planes)
+    cnt = counted if counted is not None else [None] * n
     if n >= 2:
         n_val = min(n - 1, max(1, int(round(fraction * n))))
         val = sorted(rng.choice(n, n_val, replace=False).tolist())
         train = [i for i in range(n) if i not in val]
-        return ([planes[i] for i in train], [labels[i] for i in train],
-                [planes[i] for i in val], [labels[i] for i in val], "held-out planes")
-    img, lab = planes[0], labels[0]
-    axis = 0 if lab.shape[0] >= lab.shape[1] else 1
-    cut = int(round(lab.shape[axis] * (1 - fraction)))
-    if not 0 < cut < lab.shape[axis]:
-        raise ValueError("The single training image is too small to split off validation "
-                         "data; give val_images or set val_fraction=0.")
-    a, b = [slice(None)] * 2, [slice(None)] * 2
-    a[axis], b[axis] = slice(0, cut), slice(cut, None)
-    return ([img[tuple(a)]], [lab[tuple(a)]], [img[tuple(b)]], [lab[tuple(b)]],
-            "held-out strip of the image")
+        parts = [[seq[i] for i in idx] for idx in (train, val) for seq in (planes, labels, cnt)]
+        mode = "held-out planes"
+    else:
+        img, lab = planes[0], labels[0]
+        axis = 0 if lab.shape[0] >= lab.shape[1] else 1
+        cut = int(round(lab.shape[axis] * (1 - fraction)))
+        if not 0 < cut < lab.shape[axis]:
+            raise ValueError("The single training image is too small to split off validation "
+                             "data; give val_images or set val_fraction=0.")
+        a, b = [slice(None)] * 2, [slice(None)] * 2
+        a[axis], b[axis] = slice(0, cut), slice(cut, None)
+        parts = [[None if x is None else x[tuple(s)]] for s in (a, b)
+                 for x in (img, lab, cnt[0])]
+        mode = "held-out strip of the image"
+    if counted is None:
+        parts[2] = parts[5] = None
+    return (*parts, mode)
+
+
+def _counts(counted) -> bool:
+    """Whether some pixel of these planes counts (None: all of them do)."""
+    return counted is None or any(c is None or c.any() for c in counted)
 
 
 def _resolve_start(model, info):
@@ -93,9 +110,20 @@ def _resolve_start(model, info):
         from ..model_io import load_model
 
         loaded, parent = load_model(model, with_info=True)
+        _check_trainable(loaded, model)
         return loaded, parent, parent.name or Path(model).stem
+    _check_trainable(model, model.name)
     parent = info if info is not None else ModelInfo.from_model(model)
     return model, parent, parent.name or model.name
+
+
+def _check_trainable(model, where) -> None:
+    """Refuse a model whose weights are a frozen TensorFlow SavedModel (a zoo import)."""
+    if getattr(model, "napari_unet_saved_model", False):
+        raise ModelFileError(
+            f"{where} has only TensorFlow SavedModel weights, which cannot be fine-tuned. "
+            "Start from a .keras model, or a bioimage.io package with keras_v3 or "
+            "keras_hdf5 weights.")
 
 
 def train(
@@ -131,6 +159,8 @@ def train(
     jit_compile: bool | str = "auto",
     progress: Callable[[dict], None] | None = None,
     cancel=None,
+    counted=None,
+    preset: str | None = None,
 ) -> TrainingResult:
     """Train a U-Net from scratch, or fine-tune one, on labelled images.
 
@@ -212,6 +242,16 @@ def train(
     cancel : callable or threading.Event, optional
         Checked after every step; training stops, the best completed epoch
         is kept, and a run cancelled during its first epoch writes nothing.
+    counted : list of (array of bool or None), optional
+        Sparse annotation: per training image, the pixels whose labels count
+        (reviewed and corrected regions, see :mod:`napari_unet.counted`);
+        None (for all or one image) counts every pixel. The loss ignores
+        the rest and patches are centred on counted pixels.
+    preset : str, optional
+        A named set of settings (:data:`napari_unet.settings.TRAINING_PRESETS`,
+        e.g. ``'quick'``: fine-tuning on one corrected image within 3 minutes
+        on 2 CPU cores); arguments left at their defaults take the preset's
+        values, others keep what was passed.
 
     Returns
     -------
@@ -225,6 +265,21 @@ def train(
     """
     import keras
 
+    if preset is not None:
+        from ..settings import training_preset
+
+        chosen = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+                      patch_size=patch_size, learning_rate=learning_rate, patience=patience,
+                      time_limit=time_limit)
+        defaults = inspect.signature(train).parameters
+        for key, value in training_preset(preset).items():
+            if chosen[key] == defaults[key].default:
+                chosen[key] = value
+        epochs, steps_per_epoch, batch_size, patch_size = (
+            chosen["epochs"], chosen["steps_per_epoch"], chosen["batch_size"],
+            chosen["patch_size"])
+        learning_rate, patience, time_limit = (
+            chosen["learning_rate"], chosen["patience"], chosen["time_limit"])
     for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
                         ("batch_size", batch_size), ("patch_size", patch_size)):
         if int(value) != value or value < 1:
@@ -249,6 +304,12 @@ def train(
     if not semantic and classes is not None:
         raise ValueError("classes apply to task='semantic'")
     planes, label_planes = training_planes(images, labels, channel_axis=channel_axis)
+    counted = counted_planes(counted, labels)
+    if semantic and counted is not None:
+        raise ValueError("Counted masks (reviewed regions) apply to instance training; for "
+                         "classes, leave the planes you did not paint empty instead.")
+    if not _counts(counted):
+        raise ValueError("No pixel counts for training: the counted masks are empty.")
     n_unannotated = 0
     if semantic:  # planes with no label are unannotated, not background
         planes, label_planes, n_unannotated = annotated_planes(planes, label_planes)
@@ -267,10 +328,16 @@ def train(
             raise ValueError("Validation images have a different number of channels.")
         val_mode = "given validation set"
     elif val_fraction > 0:
-        planes, label_planes, val_planes, val_label_planes, val_mode = _split_validation(
-            planes, label_planes, val_fraction, rng)
+        split = _split_validation(planes, label_planes, val_fraction, rng, counted)
+        if _counts(split[2]) and _counts(split[5]):
+            (planes, label_planes, counted, val_planes, val_label_planes, val_counted,
+             val_mode) = split
+        else:  # sparse: held-out part or the rest holds no counted pixel
+            val_planes, val_label_planes, val_mode = [], [], "none (sparse annotation)"
     else:
         val_planes, val_label_planes, val_mode = [], [], "none"
+    if val_images is not None or not val_planes:
+        val_counted = None
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -323,10 +390,11 @@ def train(
            else Augmentation() if augment else Augmentation.none())
     target_fn = classes_of.targets if semantic else None
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
-                           augment=aug, boundary_width=boundary_width, targets=target_fn,
-                           balance_classes=semantic)
+                           augment=aug, boundary_width=boundary_width, counted=counted,
+                           targets=target_fn, balance_classes=semantic)
     val = (grid_patches(val_planes, val_label_planes, patch_size, outputs,
-                        percentiles=percentiles, boundary_width=boundary_width, targets=target_fn)
+                        percentiles=percentiles, boundary_width=boundary_width,
+                        counted=val_counted, targets=target_fn)
            if val_planes else None)
 
     if semantic:
@@ -356,7 +424,13 @@ def train(
         "loss": f"BCE + soft Dice (foreground), BCE with boundary weight {boundary_weight}",
         "boundary_width": boundary_width,
         "augmentation": dataclasses.asdict(aug) if augment else None,
+        "preset": preset, "time_limit": time_limit,
         "seed": seed, "val_score": "mean Dice over outputs on validation patches (p > 0.5)",
+        "sparse": None if counted is None else {
+            "counted_fraction": round(float(sum(
+                lab.size if c is None else int(c.sum())
+                for c, lab in zip(counted, label_planes, strict=True))) / sum(
+                lab.size for lab in label_planes), 4)},
     }
     if semantic:
         settings.update(

@@ -9,6 +9,11 @@ def make_loss(outputs: Sequence[str], boundary_weight: float = 3.0):
     """Loss over the output channels: BCE + soft Dice on ``foreground``,
     BCE with boundary pixels weighted ``boundary_weight`` on ``boundary``.
 
+    Sparse annotation: when ``y_true`` has one channel more than
+    ``outputs``, that last channel is a pixel weight (1 = counts, 0 =
+    ignored): the BCE is averaged and the Dice summed over counted pixels
+    only, so labels outside them teach nothing.
+
     Works on Keras tensors and on numpy arrays (returns a scalar tensor).
     """
     from keras import ops
@@ -18,6 +23,8 @@ def make_loss(outputs: Sequence[str], boundary_weight: float = 3.0):
     def unet_loss(y_true, y_pred):
         y_true = ops.cast(y_true, "float32")
         p = ops.clip(ops.cast(y_pred, "float32"), 1e-6, 1 - 1e-6)
+        weighted = y_true.shape[-1] == len(outputs) + 1
+        w = y_true[..., -1] if weighted else None
         total = 0.0
         for c, name in enumerate(outputs):
             t, q = y_true[..., c], p[..., c]
@@ -25,8 +32,13 @@ def make_loss(outputs: Sequence[str], boundary_weight: float = 3.0):
             if name == "boundary":
                 # Rims are thin and rare; under-predicting them merges nuclei.
                 bce = bce * (1 + (boundary_weight - 1) * t)
-            total = total + ops.mean(bce)
+            if weighted:
+                total = total + ops.sum(w * bce) / (ops.sum(w) + 1e-6)
+            else:
+                total = total + ops.mean(bce)
             if name == "foreground":
+                if weighted:
+                    t, q = t * w, q * w
                 inter = ops.sum(t * q)
                 total = total + 1 - (2 * inter + 1) / (ops.sum(t) + ops.sum(q) + 1)
         return total

@@ -102,7 +102,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         record = {"val_loss": float(self.loss_fn(y, preds))}
         if self.scores is not None:  # semantic runs: per-class Dice of the argmax
             return {**record, **self.scores(y, preds)}
-        dices = [_dice(y[..., c] > 0, preds[..., c] > 0.5) for c in range(len(self.outputs))]
+        n = len(self.outputs)
+        # Sparse annotation: a last weight channel says which pixels count.
+        keep = y[..., n] > 0 if y.shape[-1] > n else np.ones(y.shape[:-1], bool)
+        dices = [_dice(y[..., c][keep] > 0, preds[..., c][keep] > 0.5) for c in range(n)]
         for name, d in zip(self.outputs, dices, strict=True):
             record[f"val_dice_{name}"] = d
         record["val_score"] = float(np.mean(dices))

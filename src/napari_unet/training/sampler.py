@@ -57,6 +57,11 @@ class PatchSampler:
     pixel, so sparse images still yield patches with nuclei; the rest are
     uniform, so the network also sees empty background.
 
+    Sparse annotation (``counted``): patches are centred on counted pixels
+    only (half of them on counted object pixels), planes are drawn in
+    proportion to their counted area, and the targets get one more channel,
+    the pixel weight (1 where the pixel counts), for the loss.
+
     Parameters
     ----------
     planes, label_planes
@@ -68,6 +73,9 @@ class PatchSampler:
     percentiles : (float, float)
         Normalization percentiles, computed per plane as at prediction time.
     augment : Augmentation or None
+    counted : list of (bool ndarray or None), optional
+        Per plane, the pixels that count (None: all); see
+        :func:`~napari_unet.training.data.counted_planes`.
     targets : callable, optional
         ``targets(label_patch) -> (p, p, n_out)``; instance targets
         (:func:`make_targets`) by default, class targets for semantic runs.
@@ -78,8 +86,8 @@ class PatchSampler:
 
     def __init__(self, planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, augment: Augmentation | None = None,
-                 object_fraction: float = 0.5, boundary_width: int = 2, targets=None,
-                 balance_classes: bool = False):
+                 object_fraction: float = 0.5, boundary_width: int = 2, counted=None,
+                 targets=None, balance_classes: bool = False):
         self.patch = int(patch_size)
         self.make_targets = targets or (
             lambda lab: make_targets(lab, self.outputs, self.boundary_width))
@@ -88,19 +96,35 @@ class PatchSampler:
         self.object_fraction = object_fraction
         self.boundary_width = boundary_width
         big = int(np.ceil(self.patch * max(1.0, self.augment.scale_range[1]))) + 1
+        self.sparse = counted is not None
+        counted = counted if self.sparse else [None] * len(planes)
+        if len(counted) != len(planes):
+            raise ValueError(f"{len(counted)} counted masks for {len(planes)} planes")
         self.planes, self.labels, self.ranges, self.fg = [], [], [], []
-        for img, lab in zip(planes, label_planes, strict=True):
+        self.counted, self.centres = [], []
+        for img, lab, cnt in zip(planes, label_planes, counted, strict=True):
             # Ranges from the unpadded plane, exactly as prediction does.
             lo_hi = [percentile_range(img[..., k], *percentiles) for k in range(img.shape[-1])]
             self.ranges.append((np.array([r[0] for r in lo_hi]), np.array([r[1] for r in lo_hi])))
             pad = [(0, max(0, big - img.shape[0])), (0, max(0, big - img.shape[1]))]
+            if self.sparse and cnt is None:
+                cnt = np.ones(lab.shape, bool)
             if any(p[1] for p in pad):
                 img = np.pad(img, pad + [(0, 0)], mode="symmetric")
                 lab = np.pad(lab, pad, mode="symmetric")
+                # Mirrored padding is not annotated: it does not count.
+                cnt = None if cnt is None else np.pad(cnt, pad, constant_values=False)
             self.planes.append(img)
             self.labels.append(lab)
-            self.fg.append(_balanced_centres(lab) if balance_classes else _centres(lab > 0))
-        areas = np.array([lab.size for lab in self.labels], dtype=float)
+            self.counted.append(cnt)
+            fg = _balanced_centres(lab) if balance_classes else (
+                _centres(lab > 0 if cnt is None else (lab > 0) & cnt))
+            self.fg.append(fg)
+            self.centres.append(None if cnt is None else _centres(cnt))
+        areas = np.array([lab.size if cnt is None else len(np.flatnonzero(cnt))
+                          for lab, cnt in zip(self.labels, self.counted, strict=True)], float)
+        if not areas.sum():
+            raise ValueError("No pixel counts for training: the counted masks are empty.")
         self.weights = areas / areas.sum()
 
     def sample(self, rng: np.random.Generator):
@@ -112,27 +136,41 @@ class PatchSampler:
         scale = float(np.exp(rng.uniform(lo_s, hi_s))) if hi_s > lo_s else 1.0
         c = min(int(round(p * scale)), img.shape[0], img.shape[1])
         h, w = lab.shape
+        centres = None
         if len(self.fg[i]) and rng.random() < self.object_fraction:
-            y, x = np.unravel_index(self.fg[i][rng.integers(len(self.fg[i]))], lab.shape)
+            centres = self.fg[i]
+        elif self.centres[i] is not None:
+            centres = self.centres[i]
+        if centres is not None:
+            y, x = np.unravel_index(centres[rng.integers(len(centres))], lab.shape)
             y0 = rng.integers(max(0, y - c + 1), min(y, h - c) + 1)
             x0 = rng.integers(max(0, x - c + 1), min(x, w - c) + 1)
         else:
             y0, x0 = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
         x_patch = img[y0:y0 + c, x0:x0 + c]
         l_patch = lab[y0:y0 + c, x0:x0 + c]
+        cnt = self.counted[i]
+        w_patch = None if cnt is None else cnt[y0:y0 + c, x0:x0 + c].astype(np.uint8)
         if c != p:
             z = p / c
             x_patch = ndi.zoom(x_patch.astype(np.float32), (z, z, 1), order=1,
                                mode="nearest", grid_mode=True)
             l_patch = ndi.zoom(l_patch, (z, z), order=0, mode="nearest", grid_mode=True)
+            if w_patch is not None:
+                w_patch = ndi.zoom(w_patch, (z, z), order=0, mode="nearest", grid_mode=True)
         x_patch = apply_range(x_patch, *self.ranges[i])
         if a.rotations:
             k = int(rng.integers(4))
             x_patch, l_patch = np.rot90(x_patch, k), np.rot90(l_patch, k)
+            w_patch = None if w_patch is None else np.rot90(w_patch, k)
         if a.flips and rng.random() < 0.5:
             x_patch, l_patch = x_patch[:, ::-1], l_patch[:, ::-1]
+            w_patch = None if w_patch is None else w_patch[:, ::-1]
         x_patch = self._intensity(np.ascontiguousarray(x_patch), rng)
-        return x_patch, self.make_targets(np.ascontiguousarray(l_patch))
+        targets = self.make_targets(np.ascontiguousarray(l_patch))
+        if w_patch is not None:
+            targets = np.concatenate([targets, w_patch[..., None]], axis=-1)
+        return x_patch, targets
 
     def _intensity(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = self.augment
@@ -171,30 +209,37 @@ def _balanced_centres(labels: np.ndarray, per_class: int = 5_000) -> np.ndarray:
 
 def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, max_patches: int = 256, boundary_width: int = 2,
-                 targets=None):
+                 counted=None, targets=None):
     """Deterministic validation patches tiling the planes (no augmentation).
 
     Windows cover each plane on a regular grid (the last row/column flush
     with the border); at most ``max_patches`` windows, evenly subsampled.
+    With ``counted`` (sparse annotation), windows without a counted pixel
+    are left out and ``y`` ends with the pixel-weight channel.
 
     Returns
     -------
     x : float32 ``(N, p, p, C)``
-    y : uint8 ``(N, p, p, n_out)``
+    y : uint8 ``(N, p, p, n_out)`` (``n_out + 1`` with ``counted``)
     """
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
-                           boundary_width=boundary_width, targets=targets)
+                           boundary_width=boundary_width, counted=counted, targets=targets)
     p = sampler.patch
     windows = []
     for i, lab in enumerate(sampler.labels):
         h, w = lab.shape
         ys = sorted({*range(0, h - p + 1, p), h - p})
         xs = sorted({*range(0, w - p + 1, p), w - p})
-        windows += [(i, y, x) for y in ys for x in xs]
+        cnt = sampler.counted[i]
+        windows += [(i, y, x) for y in ys for x in xs
+                    if cnt is None or cnt[y:y + p, x:x + p].any()]
     if len(windows) > max_patches:
         windows = [windows[k] for k in np.linspace(0, len(windows) - 1, max_patches).astype(int)]
     xs, ys = [], []
     for i, y, x in windows:
         xs.append(apply_range(sampler.planes[i][y:y + p, x:x + p], *sampler.ranges[i]))
-        ys.append(sampler.make_targets(sampler.labels[i][y:y + p, x:x + p]))
+        t = sampler.make_targets(sampler.labels[i][y:y + p, x:x + p])
+        if sampler.sparse:
+            t = np.concatenate([t, sampler.counted[i][y:y + p, x:x + p, None]], axis=-1)
+        ys.append(t.astype(np.uint8))
     return np.stack(xs), np.stack(ys)

@@ -209,7 +209,7 @@ class WorkerClient:
         if proc is not None and proc.exitcode is None:
             return
         self._forget_process()
-        from .server import main
+        from ._entry import main  # The server's imports happen in the worker only.
 
         ours, theirs = self._ctx.Pipe()
         self._spawned_at = time.perf_counter()

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..model_io import ModelInfo
 
 __all__ = [
+    "BioimageioRequest",
     "Outcome",
     "RelabelRequest",
     "Reply",
@@ -168,9 +169,24 @@ class TrainSummary:
         return self.stopped == "cancelled"
 
 
+@dataclass
+class BioimageioRequest:
+    """Write a model as a bioimage.io package; the result is the package's path.
+
+    Calls :func:`napari_unet.bioimageio.export_bioimageio` with these
+    arguments, never overwriting ``path``.
+    """
+
+    model: str
+    path: str
+    name: str | None = None
+    authors: list | None = None
+    saved_model: bool = True
+
+
 #: The worker's name for each payload type.
 KINDS = {WarmUp: "warm", SegmentRequest: "segment", StoreRequest: "store",
-         RelabelRequest: "relabel", TrainRequest: "train"}
+         RelabelRequest: "relabel", TrainRequest: "train", BioimageioRequest: "bioimageio"}
 
 
 # --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from ..cancel import Cancelled, check_cancelled
 from ..model_io import load_model_cached
 from . import shm
 from .protocol import (
+    BioimageioRequest,
     RelabelRequest,
     Reply,
     Request,
@@ -183,7 +184,7 @@ def warm_up(req: WarmUp, **_):
 
     model, info = load_model_cached(req.model_path)
     run_model(model, np.zeros((req.batch_size, req.tile_size, req.tile_size,
-                               info.in_channels), np.float32))
+                               info.in_channels), np.float32), "auto")  # as segment runs
     return info
 
 
@@ -217,6 +218,8 @@ def segment_store(req: StoreRequest, *, cancel, report, **_) -> StoreResult:
     out = segment_zarr(
         req.data, req.store, model, info=info, quiet=True, progress=report, cancel=cancel,
         mode=params["mode"], threshold=params["threshold"], min_size=params["min_size"],
+        axes=_input_axes(params.get("axes"), req.channel_axis),
+        instances=params.get("instances"), voxel_size=params.get("voxel_size"),
         channel_axis=req.channel_axis, channels=req.channels, tile_size=req.tile_size,
         overlap=req.overlap, batch_size=req.batch_size)
     return StoreResult(req.store, int(out.attrs.get("n_objects", 0)), info)
@@ -231,11 +234,26 @@ def relabel_patches(req: RelabelRequest, *, cancel, **_) -> list:
     return out
 
 
+def _input_axes(letters, channel_axis):
+    """The image's axes: the dock's label axes with ``C`` at ``channel_axis``."""
+    if not letters:
+        return None
+    if channel_axis is None:
+        return letters
+    return letters[:channel_axis] + "C" + letters[channel_axis:]
+
+
 def relabel(probs: np.ndarray, info, params: dict, cancel=None) -> np.ndarray:
-    """Labels from probabilities with the dock's ``mode``/``threshold``/``min_size``."""
+    """Labels from probabilities with the dock's settings (``mode``, ``threshold``,
+    ``min_size``; for stacks ``axes``, ``instances``, ``voxel_size``)."""
+    axes = params.get("axes")
+    ndim = probs.ndim - 1
+    # A scoped run (one plane, a window) predicts only the last axes.
+    axes = axes[-ndim:] if axes and len(axes) >= ndim else None
     return postprocess.probabilities_to_labels(
-        probs, info=info, mode=params["mode"], threshold=params["threshold"],
-        min_size=params["min_size"], cancel=cancel)
+        probs, axes=axes, info=info, mode=params["mode"], threshold=params["threshold"],
+        min_size=params["min_size"], instances=params.get("instances"),
+        voxel_size=params.get("voxel_size"), cancel=cancel)
 
 
 def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
@@ -243,7 +261,7 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
     from ..training import loop
     from ..training.data import read_dataset
 
-    images, labels, parts, settings = [], [], [], dict(req.settings)
+    images, labels, counted, parts, settings = [], [], [], [], dict(req.settings)
     for folder in req.folders:
         data = read_dataset(folder)  # channels, if any, come out last
         if settings.get("task") == "semantic" and data.manifest.get("classes"):
@@ -254,18 +272,28 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
         images += [img if data.channel_axis is not None else img[..., None]
                    for img in data.images]
         labels += data.labels
+        counted += data.counted  # sparse annotation: only these pixels count
         parts.append(f"{Path(folder).name} ({len(data.images)} pairs)")
     for img, axis, labs, name in req.pairs:
         img = np.asarray(img)
         images.append(img[..., None] if axis is None else np.moveaxis(img, axis, -1))
         labels.append(np.asarray(labs))
+        counted.append(None)
         parts.append(f"layers {name}")
-    result = loop.train(images, labels, channel_axis=-1, model=req.model,
+    result = loop.train(images, labels, channel_axis=-1, model=req.model, counted=counted,
                         data_description="napari: " + "; ".join(parts),
                         progress=event, cancel=cancel, **settings)
     return TrainSummary(result.path, list(result.history), result.best_score,
                         result.best_epoch, result.stopped)
 
 
+def export_package(req: BioimageioRequest, **_) -> Path:
+    """Write a bioimage.io package of a model file (never overwriting one)."""
+    from ..bioimageio import export_bioimageio
+
+    return export_bioimageio(req.model, req.path, overwrite=False, name=req.name,
+                             authors=req.authors, saved_model=req.saved_model)
+
+
 HANDLERS = {"warm": warm_up, "segment": segment, "store": segment_store,
-            "relabel": relabel_patches, "train": train}
+            "relabel": relabel_patches, "train": train, "bioimageio": export_package}
