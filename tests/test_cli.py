@@ -139,8 +139,16 @@ def test_evaluate_prints_dice_and_f1(tmp_path, capsys):
     code, out, err = run(capsys, "evaluate", tmp_path / "pred.tif", tmp_path / "gt.tif")
     assert code == 0, err
     assert "Dice 0.6667" in out and "F1@0.5 0.6667" in out and "FN 1" in out
+    assert "merges 0 splits 0" in out and "mean F1 (IoU 0.5-0.9) 0.6667" in out
     code, _, err = run(capsys, "evaluate", tmp_path / "pred.tif", tmp_path / "none.tif")
     assert_one_line_error(code, err, "file not found")
+    # A stack: one object through 3 planes is 3 sections per plane, 1 in 3D.
+    write_tiff_atomic(tmp_path / "gt3.tif", np.stack([gt] * 3), axes="ZYX")
+    write_tiff_atomic(tmp_path / "pred3.tif", np.stack([pred] * 3), axes="ZYX")
+    for flag, tp in (((), "TP 3 "), (("--3d",), "TP 1 ")):
+        code, out, err = run(capsys, "evaluate", tmp_path / "pred3.tif", tmp_path / "gt3.tif",
+                             *flag)
+        assert code == 0 and "F1@0.5 0.6667" in out and tp in out, (out, err)
 
 
 def test_info_prints_metadata(capsys, model_file):

@@ -15,8 +15,8 @@ def test_default_model_loads_offline_with_metadata():
     assert path.is_file(), "the default model must ship inside the package"
     assert path.stat().st_size < 20e6
     model, info = nu.load_model(with_info=True)
-    assert info.outputs == ["foreground", "boundary"]
-    assert (info.in_channels, info.out_channels) == (1, 2)
+    assert info.outputs == ["foreground", "boundary", "distance"]
+    assert (info.in_channels, info.out_channels) == (1, 3)
     assert info.normalization["low"] == 1.0 and info.normalization["high"] == 99.8
     assert info.tile_size % 2**info.depth == 0
     assert info.training["best_epoch"] >= 1
@@ -36,6 +36,26 @@ def test_default_model_segments_the_2d_sample():
     scores = nu.evaluate(labels, truth)
     assert scores["f1"] >= 0.8, scores
     assert scores["dice"] >= 0.85, scores
+
+
+def test_default_model_out_of_core_equals_in_memory(tmp_path):
+    """The three-output model (distance markers, shape prior, merge test)
+    labels zarr blocks exactly as a whole image in memory."""
+    import tifffile
+
+    zarr = pytest.importorskip("zarr")
+    image_path = SAMPLE / "nuclei2d.tif"
+    if not image_path.exists():
+        pytest.skip("sample_data/nuclei2d.tif is absent")
+    image = tifffile.imread(image_path)[:512, :512]
+    src = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=image.shape,
+                          chunks=(256, 256), dtype=image.dtype)
+    src[:] = image
+    expected = nu.segment(image)
+    out = nu.segment_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", quiet=True)[:]
+    assert np.array_equal(out > 0, expected > 0)
+    pairs = np.unique(out.astype(np.int64).ravel() * (int(expected.max()) + 1) + expected.ravel())
+    assert len(pairs) == len(np.unique(out)) == len(np.unique(expected)) > 50
 
 
 def test_default_tiling_is_seamless_on_the_real_sample():

@@ -76,6 +76,24 @@ def test_compose_rewrites_unedited_planes_and_keeps_ids_unique():
     assert out.min() == 0 and out[out > 0].min() == 7
 
 
+def test_compose_keeps_an_edited_3d_object_through_all_its_planes():
+    existing = np.zeros((3, 8, 8), np.int32)
+    existing[:, :4, :4] = 5  # one nucleus through Z, edited in plane 1 only
+    existing[:, 5:, 5:] = 6  # untouched
+    rec = EditRecord(existing.shape, tile=4)
+    rec.mark_pixels([np.array([1]), np.array([1]), np.array([1])])
+    new = np.zeros((3, 8, 8), np.int32)
+    new[:, 1:5, 1:5] = 1  # the new 3D object overlapping the edited one
+    new[:, 5:, 5:] = 2
+    volume = compose(new, existing, whole_scope(existing.shape), rec, "instance",
+                     volume_axis=0)
+    assert (volume[:, :4, :4] == 5).all()  # kept in every plane, not only plane 1
+    assert not np.isin(volume, [7]).any()  # its overlapping replacement dropped everywhere
+    assert (volume[:, 5:, 5:] == 8).all()  # untouched objects re-predicted
+    per_plane = compose(new, existing, whole_scope(existing.shape), rec, "instance")
+    assert (per_plane[0, 1:5, 1:5] == 7).all()  # planes merged alone: a mix of both
+
+
 def test_edited_boxes_group_grow_and_merge():
     grid = np.zeros((8, 8), bool)
     grid[0, 0] = grid[7, 7] = True

@@ -143,6 +143,39 @@ def test_otsu_baseline_on_synthetic_nuclei():
     assert stack.shape == (2, 96, 96) and stack.max() == 8
 
 
+def test_merges_and_splits_are_counted():
+    gt = np.zeros((40, 60), np.int32)
+    gt[5:15, 5:15], gt[5:15, 15:25] = 1, 2  # a touching pair...
+    gt[25:35, 5:25] = 3  # ...and one long nucleus
+    gt[25:35, 40:50] = 4
+    pred = np.zeros_like(gt)
+    pred[5:15, 5:25] = 1  # the pair merged into one object
+    pred[25:35, 5:15], pred[25:35, 15:25] = 2, 3  # the long one split in two
+    pred[25:35, 40:50] = 4  # right
+    pred[26:28, 30:32] = 5  # a false positive is neither
+    scores = evaluate(pred, gt)
+    assert (scores["merges"], scores["splits"]) == (1, 1)
+    assert scores["tp"] == 3 and scores["n_pred"] == 5  # halves reach IoU 0.5 exactly
+    # A prediction holding only a sliver of a second nucleus is no merge.
+    pred2 = gt.copy()
+    pred2[5:15, 15:18] = 1
+    assert evaluate(pred2, gt)["merges"] == 0
+
+
+def test_mean_f1_over_iou_thresholds():
+    gt = np.zeros((1, 100), int)
+    gt[0, 0:20] = 1
+    gt[0, 50:70] = 2
+    pred = np.zeros_like(gt)
+    pred[0, 0:20] = 1  # IoU 1
+    pred[0, 50:64] = 2  # IoU 0.7: a match up to the 0.7 threshold only
+    scores = evaluate(pred, gt)
+    # thresholds 0.5..0.7 (5): F1 1; 0.75..0.9 (4): F1 0.5.
+    assert scores["mean_f1"] == pytest.approx((5 * 1.0 + 4 * 0.5) / 9)
+    assert scores["f1"] == 1.0
+    assert match_instances(pred, gt, 0.75).f1 == 0.5
+
+
 def test_best_overlap_tells_matched_objects():
     from napari_unet.metrics import best_overlap
 

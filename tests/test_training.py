@@ -140,7 +140,7 @@ def test_boundary_target_separates_touching_nuclei():
     lab = np.zeros((20, 30), np.int32)
     lab[5:15, 3:15], lab[5:15, 15:27] = 1, 2  # two touching rectangles
     t = make_targets(lab)
-    assert t.shape == (20, 30, 2) and t.dtype == np.uint8
+    assert t.shape == (20, 30, 2) and t.dtype == np.float32
     assert t[..., 0].sum() == np.count_nonzero(lab)
     seeds = (t[..., 0] == 1) & (t[..., 1] == 0)
     assert ndi.label(seeds)[1] == 2

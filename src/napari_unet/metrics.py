@@ -7,10 +7,19 @@ and a one-to-one assignment maximizing the total IoU is found with the
 Hungarian algorithm. A pair is a true positive when its IoU reaches the
 threshold.
 
-Stacks are matched plane by plane by default (the plugin segments 2D planes;
-its ids are unique over a stack but an object never spans two planes), or as
-N-D objects with ``per_plane=False``. Lists of images are pooled: counts and
-pixel overlaps are summed over all images before the scores are computed.
+Merges and splits are counted from the same table: a merge is one predicted
+object covering two or more true objects, each of which lies at least half
+inside it (the error a user fixes by painting a split line); a split is one
+true object covered by two or more predicted objects, each at least half
+inside it. :func:`evaluate` also reports the mean F1 over IoU thresholds
+0.5, 0.55, ..., 0.9 (:data:`MEAN_F1_THRESHOLDS`), which rewards accurate
+outlines and not only detection.
+
+Stacks are matched plane by plane by default (each plane's section of a 3D
+object counts as one object there), or as N-D objects with
+``per_plane=False`` (3D instances of a Z stack, ``napari-unet evaluate
+--3d``). Lists of images are pooled: counts and pixel overlaps are summed
+over all images before the scores are computed.
 """
 
 from __future__ import annotations
@@ -19,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+#: IoU thresholds of the mean F1 reported by :func:`evaluate`.
+MEAN_F1_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(9))
 
 
 @dataclass
@@ -38,6 +50,12 @@ class MatchResult:
         Mean IoU of the true-positive pairs (0.0 without any).
     iou_threshold : float
         Minimum IoU for a pair to count as a match.
+    merges : int
+        Predicted objects covering two or more true objects, each at least
+        half inside them.
+    splits : int
+        True objects covered by two or more predicted objects, each at
+        least half inside them.
     """
 
     tp: int
@@ -50,6 +68,8 @@ class MatchResult:
     f1: float
     mean_matched_iou: float
     iou_threshold: float
+    merges: int = 0
+    splits: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -105,8 +125,13 @@ def dice(pred, gt) -> float:
     return 1.0 if total == 0 else 2.0 * inter / total
 
 
-def _match_counts(p: np.ndarray, g: np.ndarray, thr: float) -> tuple[int, int, int, float]:
-    """(tp, n_pred, n_true, sum of matched IoU) for one pair of label arrays."""
+def _contingency(p: np.ndarray, g: np.ndarray):
+    """Overlapping (gt, pred) pairs of one pair of label arrays.
+
+    Returns ``(gi, pi, inter, g_area, p_area)``: indices (0-based over the
+    objects present) and pixel counts of every overlapping pair, and the
+    object areas; None when either image has no object, with the counts.
+    """
     p_ids, p_inv = np.unique(p.ravel(), return_inverse=True)
     g_ids, g_inv = np.unique(g.ravel(), return_inverse=True)
     # Index 0 is background only when label 0 is present.
@@ -114,7 +139,7 @@ def _match_counts(p: np.ndarray, g: np.ndarray, thr: float) -> tuple[int, int, i
     g_off = 1 if g_ids[0] == 0 else 0
     n_p, n_g = len(p_ids) - p_off, len(g_ids) - g_off
     if n_p == 0 or n_g == 0:
-        return 0, n_p, n_g, 0.0
+        return None, n_p, n_g
     p_area = np.bincount(p_inv, minlength=len(p_ids))[p_off:]
     g_area = np.bincount(g_inv, minlength=len(g_ids))[g_off:]
     # Sparse contingency table: only pixels where both are foreground.
@@ -122,13 +147,26 @@ def _match_counts(p: np.ndarray, g: np.ndarray, thr: float) -> tuple[int, int, i
     key = (g_inv[both].astype(np.int64) - g_off) * n_p + (p_inv[both] - p_off)
     pair, inter = np.unique(key, return_counts=True)
     gi, pi = np.divmod(pair, n_p)
+    return (gi, pi, inter, g_area, p_area), n_p, n_g
+
+
+def _match_counts(p: np.ndarray, g: np.ndarray, thresholds) -> tuple[list, int, int, int, int]:
+    """Per threshold ``(tp, sum of matched IoU)``, then n_pred, n_true, merges, splits."""
+    table, n_p, n_g = _contingency(p, g)
+    if table is None:
+        return [(0, 0.0)] * len(thresholds), n_p, n_g, 0, 0
+    gi, pi, inter, g_area, p_area = table
     iou = inter / (g_area[gi] + p_area[pi] - inter)
-    keep = iou >= thr
-    gi, pi, iou = gi[keep], pi[keep], iou[keep]
-    if len(iou) == 0:
-        return 0, n_p, n_g, 0.0
-    tp, total = _assign(gi, pi, iou)
-    return tp, n_p, n_g, total
+    counts = []
+    for thr in thresholds:
+        keep = iou >= thr
+        counts.append(_assign(gi[keep], pi[keep], iou[keep]) if keep.any() else (0, 0.0))
+    # Merges: predictions holding >= 2 true objects that lie half inside them.
+    inside_p = 2 * inter >= g_area[gi]
+    merges = int(np.count_nonzero(np.bincount(pi[inside_p], minlength=n_p) >= 2))
+    inside_g = 2 * inter >= p_area[pi]
+    splits = int(np.count_nonzero(np.bincount(gi[inside_g], minlength=n_g) >= 2))
+    return counts, n_p, n_g, merges, splits
 
 
 def _assign(gi: np.ndarray, pi: np.ndarray, iou: np.ndarray) -> tuple[int, float]:
@@ -204,24 +242,35 @@ def match_instances(pred, gt, iou_threshold: float = 0.5, *,
     >>> match_instances(gt * 3, gt).f1
     1.0
     """
-    if not 0 < iou_threshold <= 1:
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-    tp = n_p = n_g = 0
-    total = 0.0
+    return _match_all(pred, gt, (iou_threshold,), per_plane)[0]
+
+
+def _match_all(pred, gt, thresholds, per_plane: bool) -> list[MatchResult]:
+    """One :class:`MatchResult` per IoU threshold, from one pass over the pixels."""
+    for thr in thresholds:
+        if not 0 < thr <= 1:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {thr}")
+    tps, sums = np.zeros(len(thresholds), int), np.zeros(len(thresholds))
+    n_p = n_g = merges = splits = 0
     for p, g in _pairs(pred, gt):
         for pp, gg in zip(_planes(p, per_plane), _planes(g, per_plane), strict=True):
-            t, a, b, s = _match_counts(pp, gg, iou_threshold)
-            tp, n_p, n_g, total = tp + t, n_p + a, n_g + b, total + s
-    if n_p == 0 and n_g == 0:
-        precision = recall = f1 = 1.0
-    else:
-        precision = tp / n_p if n_p else 0.0
-        recall = tp / n_g if n_g else 0.0
-        f1 = 2 * tp / (n_p + n_g)
-    return MatchResult(tp=tp, fp=n_p - tp, fn=n_g - tp, n_pred=n_p, n_true=n_g,
-                       precision=precision, recall=recall, f1=f1,
-                       mean_matched_iou=total / tp if tp else 0.0,
-                       iou_threshold=float(iou_threshold))
+            counts, a, b, m, s = _match_counts(pp, gg, thresholds)
+            tps += [c[0] for c in counts]
+            sums += [c[1] for c in counts]
+            n_p, n_g, merges, splits = n_p + a, n_g + b, merges + m, splits + s
+    results = []
+    for thr, tp, total in zip(thresholds, tps.tolist(), sums.tolist(), strict=True):
+        if n_p == 0 and n_g == 0:
+            precision = recall = f1 = 1.0
+        else:
+            precision = tp / n_p if n_p else 0.0
+            recall = tp / n_g if n_g else 0.0
+            f1 = 2 * tp / (n_p + n_g)
+        results.append(MatchResult(
+            tp=tp, fp=n_p - tp, fn=n_g - tp, n_pred=n_p, n_true=n_g, precision=precision,
+            recall=recall, f1=f1, mean_matched_iou=total / tp if tp else 0.0,
+            iou_threshold=float(thr), merges=merges, splits=splits))
+    return results
 
 
 def evaluate(pred, gt, iou_threshold: float = 0.5, *, per_plane: bool = True) -> dict:
@@ -241,10 +290,14 @@ def evaluate(pred, gt, iou_threshold: float = 0.5, *, per_plane: bool = True) ->
     -------
     dict
         ``dice``, ``f1``, ``precision``, ``recall``, ``mean_matched_iou``,
-        ``tp``, ``fp``, ``fn``, ``n_pred``, ``n_true``, ``iou_threshold``.
+        ``tp``, ``fp``, ``fn``, ``n_pred``, ``n_true``, ``iou_threshold``
+        (all at ``iou_threshold``), ``merges``, ``splits`` and ``mean_f1``
+        (mean F1 over :data:`MEAN_F1_THRESHOLDS`).
     """
-    result = match_instances(pred, gt, iou_threshold, per_plane=per_plane).as_dict()
-    return {"dice": dice(pred, gt), **result}
+    thresholds = (iou_threshold, *MEAN_F1_THRESHOLDS)
+    first, *rest = _match_all(pred, gt, thresholds, per_plane)
+    return {"dice": dice(pred, gt), **first.as_dict(),
+            "mean_f1": float(np.mean([r.f1 for r in rest]))}
 
 
 def class_scores(pred, gt, n_classes: int | None = None, *, names=None,

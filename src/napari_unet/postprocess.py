@@ -15,6 +15,10 @@ touching objects split by a marker-controlled watershed:
 
 * models with a ``"boundary"`` output: markers are the foreground pixels
   that are not boundary, and the watershed runs on the boundary map;
+* models with a ``"distance"`` output (per-object normalized distance):
+  markers are the learned cores, with a shape prior for components left
+  whole and a check that merges shallow splits back
+  (:mod:`napari_unet.splitting`);
 * single-output models: markers are the h-maxima of the distance transform
   (each object's "centres", a saddle at least ``split_h`` px lower than both
   peaks separates two objects), and the watershed runs on ``-distance``.
@@ -99,13 +103,14 @@ def probabilities_to_labels(
         raise ValueError(f"The model has no 'foreground' output (outputs: {outputs}).")
     fg_prob = probs[outputs.index("foreground")]
     bnd_prob = probs[outputs.index("boundary")] if "boundary" in outputs else None
+    dist_prob = probs[outputs.index("distance")] if "distance" in outputs else None
 
     spatial = fg_prob.shape
     dtype = np.uint8 if settings.mode == "semantic" else np.int32
 
     def plane(index):
         return _label_plane(fg_prob[index], None if bnd_prob is None else bnd_prob[index],
-                            settings)
+                            settings, None if dist_prob is None else dist_prob[index])
 
     if len(spatial) == 2:
         return plane(())
@@ -251,7 +256,7 @@ def _drop_small_and_relabel(labels: np.ndarray, min_size: int) -> int:
     return n
 
 
-def _label_plane(prob, bnd_prob, settings: LabelSettings) -> np.ndarray:
+def _label_plane(prob, bnd_prob, settings: LabelSettings, dist_prob=None) -> np.ndarray:
     min_size = settings.min_size
     labels = np.empty(prob.shape, dtype=np.int32)
     ndi.label(prob > settings.threshold, output=labels)
@@ -260,8 +265,12 @@ def _label_plane(prob, bnd_prob, settings: LabelSettings) -> np.ndarray:
     if n and (settings.fill_holes or split):
         seeds = (bnd_prob < settings.boundary_threshold
                  if split and bnd_prob is not None else None)
+        if split and dist_prob is not None:
+            core = dist_prob > settings.distance_threshold
+            seeds = core if seeds is None else seeds & core
         if _refine_objects(labels, n, fill_holes=settings.fill_holes, split=split, seeds=seeds,
-                           elevation=bnd_prob, min_size=min_size, split_h=settings.split_h):
+                           elevation=bnd_prob, min_size=min_size, split_h=settings.split_h,
+                           distance=dist_prob, merge_ratio=settings.merge_ratio):
             _drop_small_and_relabel(labels, min_size)
     if settings.mode == "semantic":
         return np.greater(labels, 0, out=np.empty(prob.shape, dtype=np.uint8), casting="unsafe")
@@ -269,7 +278,7 @@ def _label_plane(prob, bnd_prob, settings: LabelSettings) -> np.ndarray:
 
 
 def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
-                    split_h) -> bool:
+                    split_h, distance=None, merge_ratio=1.0) -> bool:
     """Fill holes and split touching objects, in place, object by object.
 
     Each object is handled inside its own bounding box: whole-image
@@ -293,8 +302,9 @@ def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
             region[holes] = i
     if not split:
         return False
-    candidates = (_objects_with_seeds(labels, seeds, min_seed) if seeds is not None
-                  else range(1, n + 1))
+    # Distance models try every object: the shape prior splits one-seed objects.
+    candidates = (_objects_with_seeds(labels, seeds, min_seed)
+                  if seeds is not None and distance is None else range(1, n + 1))
     next_id = n + 1
     changed = False
     for i in candidates:
@@ -303,7 +313,14 @@ def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
         sl = _pad_slice(boxes[i - 1], labels.shape, 1)
         region = labels[sl]  # a view: edits go straight into labels
         mask = region == i
-        if seeds is not None:  # boundary output: seeds are non-boundary pixels
+        if distance is not None:  # distance output: see napari_unet.splitting
+            from .splitting import split_object
+
+            ws = split_object(mask, distance[sl], seeds[sl], min_seed=min_seed,
+                              split_h=split_h, merge_ratio=merge_ratio)
+            if ws is None:
+                continue
+        elif seeds is not None:  # boundary output: seeds are non-boundary pixels
             markers = _label_min_size(seeds[sl] & mask, min_seed)
             if markers.max(initial=0) < 2:
                 continue
@@ -312,7 +329,8 @@ def _refine_objects(labels, n, *, fill_holes, split, seeds, elevation, min_size,
             markers, relief = _distance_markers(mask, split_h)
             if markers is None:
                 continue
-        ws = watershed(relief, markers, mask=mask)
+        if distance is None:
+            ws = watershed(relief, markers, mask=mask)
         ids = np.unique(ws[mask])
         ids = ids[ids > 0]
         for marker_id in ids[1:]:  # the first piece keeps id i

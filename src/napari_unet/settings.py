@@ -193,10 +193,11 @@ class LabelSettings:
     split : bool
         Split touching objects with a watershed (instance mode).
     split_h : float
-        Distance-transform seeding only: minimum depth, in pixels, of the
+        Distance-transform seeding (single-output models, and the shape
+        prior of distance models): minimum depth, in pixels, of the
         saddle between two object centres for them to be split. 3D
-        instances use twice this depth, in units of the finest voxel edge
-        (measured on the 3D sample, ``benchmarks/bench_3d.py``).
+        instances use three times this depth, in units of the finest voxel
+        edge (measured on the 3D sample, ``benchmarks/bench_3d.py``).
     instances : {'3d', 'stitch', '2d'}
         For stacks with a Z axis (instance mode): ``'3d'`` one object per
         nucleus through Z by a 3D watershed (default, best measured);
@@ -213,6 +214,15 @@ class LabelSettings:
         3D instances: objects smaller than this many cubes of the finest
         voxel edge are removed (fragments are merged into their neighbour);
         None: 64 x ``min_size``.
+    distance_threshold : float or None
+        Models with a ``"distance"`` output: learned distance above which a
+        pixel belongs to a nucleus core (a watershed marker); None: the
+        model's.
+    merge_ratio : float
+        Models with a ``"distance"`` output: two split pieces are merged
+        back when the saddle between them is higher than this fraction of
+        the lower of their peaks (see :mod:`napari_unet.splitting`); lower
+        values split less.
     """
 
     mode: str | None = None
@@ -226,11 +236,13 @@ class LabelSettings:
     voxel_size: tuple[float, float, float] | None = None
     stitch_threshold: float = 0.3
     min_volume: int | None = None
+    distance_threshold: float | None = None
+    merge_ratio: float = 0.6
 
     def __post_init__(self):
         _check(self.mode in (None, "instance", "semantic"),
                f"mode must be 'instance' or 'semantic', got {self.mode!r}")
-        for name in ("threshold", "boundary_threshold"):
+        for name in ("threshold", "boundary_threshold", "distance_threshold"):
             value = getattr(self, name)
             if value is not None:
                 _check(isinstance(value, (int, float)) and 0 < float(value) < 1,
@@ -250,6 +262,8 @@ class LabelSettings:
         if self.min_volume is not None:
             _check(_is_int(self.min_volume) and self.min_volume >= 0,
                    f"min_volume must be an integer >= 0, got {self.min_volume!r}")
+        _check(isinstance(self.merge_ratio, (int, float)) and 0 < self.merge_ratio <= 1,
+               f"merge_ratio must be in (0, 1], got {self.merge_ratio!r}")
 
     def resolved(self, info) -> LabelSettings:
         """A copy with the model's thresholds and minimum size filled in."""
@@ -266,6 +280,9 @@ class LabelSettings:
             boundary_threshold=float(thresholds.get("boundary", 0.5)
                                      if self.boundary_threshold is None
                                      else self.boundary_threshold),
+            distance_threshold=float(thresholds.get("distance", 0.5)
+                                     if self.distance_threshold is None
+                                     else self.distance_threshold),
             min_size=int(info.min_size if self.min_size is None else self.min_size),
         )
 

@@ -139,6 +139,18 @@ class SegmentRuns:
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self._relabel_timer.start()  # Apply settings changed during the run, if any.
 
+    def _later(self, fn) -> None:
+        """Call ``fn`` in a later event-loop turn, unless the dock is gone by then.
+
+        The timer is a child of the dock's Qt widget, so closing the dock (or
+        napari) deletes it with the dock instead of calling into dead widgets.
+        """
+        timer = QTimer(self.native)
+        timer.setSingleShot(True)
+        timer.timeout.connect(fn)
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(1)
+
     def _on_done(self, run, result: _job.RunResult):
         self.last_result = result
         if run is not self._run:  # Cancelled: drop the result.
@@ -151,7 +163,7 @@ class SegmentRuns:
         # Finishing costs napari GUI time (progress bar, data upload, first
         # draw); done over separate event-loop turns so no single stall is long.
         run.close()
-        QTimer.singleShot(1, lambda: self._write_result(run, result))
+        self._later(lambda: self._write_result(run, result))
 
     def _write_result(self, run, result):
         if run is not self._run:  # Cancelled meanwhile.
@@ -165,7 +177,7 @@ class SegmentRuns:
             self.status.value = "failed"
             _notify.show_error(_job.describe_error(err))
             return
-        QTimer.singleShot(1, lambda: self._show_result(run, result, layer_result))
+        self._later(lambda: self._show_result(run, result, layer_result))
 
     def _show_result(self, run, result, layer_result):
         layer_result.layer.visible = True  # The first draw of a new layer happens now.
@@ -173,7 +185,7 @@ class SegmentRuns:
             return
         self._end_run()
         # The review list (built with the first result) in its own event-loop turn.
-        QTimer.singleShot(1, lambda: self.review.show(layer_result))
+        self._later(lambda: self.review.show(layer_result))
         n = None
         if result.job.params["mode"] == "instance":
             n = result.stats.get("n_objects")

@@ -78,7 +78,9 @@ MNFINDER_DATASET = {
     "type": "dataset",
 }
 _OUTPUT_MEANING = {"foreground": "foreground (object pixels)",
-                   "boundary": "boundary (object contours, splits touching objects)"}
+                   "boundary": "boundary (object contours, splits touching objects)",
+                   "distance": "distance (per-object normalized distance to the border; "
+                               "its maxima seed the split of touching objects)"}
 
 
 def export_bioimageio(

@@ -9,11 +9,14 @@ from ._common import CLIError, first_line, iou_threshold, is_zarr
 
 
 def add_parser(sub) -> None:
-    ev = sub.add_parser("evaluate", help="Dice and instance F1 of labels vs ground truth "
-                                         "(per-class Dice and IoU for class labels)")
+    ev = sub.add_parser("evaluate", help="Dice, instance F1, merges and splits of labels "
+                                           "vs ground truth (per-class Dice and IoU for "
+                                           "class labels)")
     ev.add_argument("prediction", metavar="PRED")
     ev.add_argument("ground_truth", metavar="GT")
     ev.add_argument("--iou", type=iou_threshold, default=0.5, help="IoU threshold for a match")
+    ev.add_argument("--3d", dest="objects_3d", action="store_true",
+                    help="match stacks as 3D objects (default: plane by plane)")
     ev.add_argument("--semantic", action="store_true",
                     help="the labels are class ids: report per-class Dice and IoU")
     ev.add_argument("--model", metavar="MODEL",
@@ -81,11 +84,13 @@ def run_evaluate(args) -> int:
             print(f"{name:<16} Dice {d:.4f}  IoU {i:.4f}")
         print(f"{'mean':<16} Dice {scores['mean_dice']:.4f}  IoU {scores['mean_iou']:.4f}")
         return 0
-    scores = evaluate(pred, gt, iou_threshold=args.iou)
+    scores = evaluate(pred, gt, iou_threshold=args.iou, per_plane=not args.objects_3d)
     if args.json:
         print(json.dumps(scores, indent=2, default=float))
     else:
         print(f"Dice {scores['dice']:.4f}  F1@{args.iou:g} {scores['f1']:.4f}  "
+              f"mean F1 (IoU 0.5-0.9) {scores['mean_f1']:.4f}  "
               f"precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
-              f"TP {scores['tp']} FP {scores['fp']} FN {scores['fn']}")
+              f"TP {scores['tp']} FP {scores['fp']} FN {scores['fn']}  "
+              f"merges {scores['merges']} splits {scores['splits']}")
     return 0

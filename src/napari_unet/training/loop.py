@@ -150,6 +150,7 @@ def train(
     patience: int | None = 8,
     boundary_width: int = 2,
     boundary_weight: float = 3.0,
+    separation: tuple[float, float] | None = None,
     time_limit: float | None = None,
     output_path=None,
     overwrite: bool = False,
@@ -189,8 +190,10 @@ def train(
     base_filters, depth : int
         Architecture of a fresh model.
     outputs : sequence of str, optional
-        ``("foreground", "boundary")`` (default for fresh models) or
-        ``("foreground",)``. A fine-tuned model keeps its own outputs.
+        ``("foreground", "boundary")`` (default for fresh models),
+        ``("foreground",)`` or ``("foreground", "boundary", "distance")``
+        (adds the per-object normalized distance, whose maxima seed the
+        watershed). A fine-tuned model keeps its own outputs.
     channel_axis : int, optional
         Channel axis of multichannel images.
     val_images, val_labels : optional
@@ -215,6 +218,10 @@ def train(
         Thickness (px) of the boundary target rims.
     boundary_weight : float
         Weight of boundary pixels in the boundary channel's BCE.
+    separation : (float, float), optional
+        ``(w0, sigma)``: weight the foreground and boundary BCE with the
+        U-Net paper's separation-border map (e.g. ``(10, 5)``), so that the
+        background between touching nuclei dominates the loss.
     time_limit : float, optional
         Seconds; training stops after the step that passes it (the partial
         epoch is still validated).
@@ -350,7 +357,7 @@ def train(
             raise ValueError(f"A semantic model's outputs are {classes_of.outputs}.")
         outputs = classes_of.outputs
     if source is None:
-        outputs = tuple(outputs or SUPPORTED_OUTPUTS)
+        outputs = tuple(outputs or ("foreground", "boundary"))
         net = None
     else:
         from ..model import model_channels, model_depth
@@ -371,8 +378,8 @@ def train(
     if semantic:
         pass  # outputs are the class names, checked by semantic_setup
     elif unknown or "foreground" not in outputs or len(set(outputs)) != len(outputs):
-        raise ValueError(f"outputs must be 'foreground' optionally with 'boundary', "
-                         f"got {list(outputs)}")
+        raise ValueError(f"outputs must be 'foreground' optionally with 'boundary' and "
+                         f"'distance', got {list(outputs)}")
     if patch_size % 2**depth:
         raise ValueError(f"patch_size ({patch_size}) must be a multiple of 2**depth "
                          f"({2**depth}).")
@@ -391,16 +398,17 @@ def train(
     target_fn = classes_of.targets if semantic else None
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
                            augment=aug, boundary_width=boundary_width, counted=counted,
-                           targets=target_fn, balance_classes=semantic)
+                           separation=separation, targets=target_fn,
+                           balance_classes=semantic)
     val = (grid_patches(val_planes, val_label_planes, patch_size, outputs,
                         percentiles=percentiles, boundary_width=boundary_width,
-                        counted=val_counted, targets=target_fn)
+                        counted=val_counted, separation=separation, targets=target_fn)
            if val_planes else None)
 
     if semantic:
         loss_fn = make_semantic_loss(classes_of.n_classes, classes_of.weights)
     else:
-        loss_fn = make_loss(outputs, boundary_weight)
+        loss_fn = make_loss(outputs, boundary_weight, separation=separation is not None)
     # Uncompiled twin for saving and returning: no optimizer state in files.
     export = _uncompiled_copy(net)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn,
@@ -421,7 +429,11 @@ def train(
         "n_train_planes": len(planes), "n_val_planes": len(val_planes),
         "validation": val_mode, "max_epochs": epochs, "steps_per_epoch": steps_per_epoch,
         "batch_size": batch_size, "patch_size": patch_size, "learning_rate": learning_rate,
-        "loss": f"BCE + soft Dice (foreground), BCE with boundary weight {boundary_weight}",
+        "loss": f"BCE + soft Dice (foreground), BCE with boundary weight {boundary_weight}"
+                + (", BCE (distance)" if "distance" in outputs else "")
+                + (f", separation weights w0={separation[0]} sigma={separation[1]}"
+                   if separation else ""),
+        "separation": list(separation) if separation else None,
         "boundary_width": boundary_width,
         "augmentation": dataclasses.asdict(aug) if augment else None,
         "preset": preset, "time_limit": time_limit,

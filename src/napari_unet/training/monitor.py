@@ -103,9 +103,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         if self.scores is not None:  # semantic runs: per-class Dice of the argmax
             return {**record, **self.scores(y, preds)}
         n = len(self.outputs)
-        # Sparse annotation: a last weight channel says which pixels count.
+        # Sparse annotation: the channel after the outputs says which pixels
+        # count (a separation weight map there is >= 1 everywhere: all count).
         keep = y[..., n] > 0 if y.shape[-1] > n else np.ones(y.shape[:-1], bool)
-        dices = [_dice(y[..., c][keep] > 0, preds[..., c][keep] > 0.5) for c in range(n)]
+        dices = [_dice(y[..., c][keep] > 0.5, preds[..., c][keep] > 0.5) for c in range(n)]
         for name, d in zip(self.outputs, dices, strict=True):
             record[f"val_dice_{name}"] = d
         record["val_score"] = float(np.mean(dices))

@@ -8,7 +8,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..normalize import DEFAULT_PERCENTILES, apply_range, percentile_range
-from .targets import SUPPORTED_OUTPUTS, make_targets
+from .targets import make_targets, separation_weights
+
+DEFAULT_OUTPUTS = ("foreground", "boundary")
 
 
 @dataclass
@@ -30,6 +32,11 @@ class Augmentation:
     noise_std : float
         Maximum standard deviation of additive Gaussian noise (half the
         patches).
+    paste_probability : float
+        Chance that a patch gets copy-paste packing: 2-6 annotated nuclei
+        from the training planes (pixels and masks) pasted against nuclei
+        of the patch, so that they touch (dense clusters are rare in the
+        training images, and merges of touching nuclei the costliest error).
     """
 
     flips: bool = True
@@ -39,6 +46,7 @@ class Augmentation:
     shift: float = 0.05
     gamma_range: tuple[float, float] = (0.7, 1.4)
     noise_std: float = 0.05
+    paste_probability: float = 0.0
 
     @classmethod
     def strong(cls) -> Augmentation:
@@ -47,7 +55,7 @@ class Augmentation:
 
     @classmethod
     def none(cls) -> Augmentation:
-        return cls(False, False, (1.0, 1.0), (1.0, 1.0), 0.0, (1.0, 1.0), 0.0)
+        return cls(False, False, (1.0, 1.0), (1.0, 1.0), 0.0, (1.0, 1.0), 0.0, 0.0)
 
 
 class PatchSampler:
@@ -75,19 +83,30 @@ class PatchSampler:
     augment : Augmentation or None
     counted : list of (bool ndarray or None), optional
         Per plane, the pixels that count (None: all); see
-        :func:`~napari_unet.training.data.counted_planes`.
+        :func:`~napari_unet.training.data.counted_planes`. Targets then get
+        one more channel, the counted mask.
+    object_fraction : float
+        Fraction of patches centred on an object pixel.
+    boundary_width : int
+        Rim thickness of the ``"boundary"`` target.
+    separation : (float, float) or None
+        ``(w0, sigma)`` of the U-Net paper's separation-border weight map
+        (:func:`~napari_unet.training.targets.separation_weights`), appended
+        to the targets as the last channel; None: no weight map.
     targets : callable, optional
         ``targets(label_patch) -> (p, p, n_out)``; instance targets
         (:func:`make_targets`) by default, class targets for semantic runs.
     balance_classes : bool
         Class labels: object-centred patches pick a class uniformly, then a
-        pixel of it, so rare classes are seen as often as common ones.
+        pixel of it, so rare classes are seen as often as common ones (and
+        no nuclei are pasted).
     """
 
-    def __init__(self, planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
+    def __init__(self, planes, label_planes, patch_size: int, outputs=DEFAULT_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, augment: Augmentation | None = None,
                  object_fraction: float = 0.5, boundary_width: int = 2, counted=None,
-                 targets=None, balance_classes: bool = False):
+                 separation: tuple[float, float] | None = None, targets=None,
+                 balance_classes: bool = False):
         self.patch = int(patch_size)
         self.make_targets = targets or (
             lambda lab: make_targets(lab, self.outputs, self.boundary_width))
@@ -95,6 +114,7 @@ class PatchSampler:
         self.augment = augment or Augmentation.none()
         self.object_fraction = object_fraction
         self.boundary_width = boundary_width
+        self.separation = separation
         big = int(np.ceil(self.patch * max(1.0, self.augment.scale_range[1]))) + 1
         self.sparse = counted is not None
         counted = counted if self.sparse else [None] * len(planes)
@@ -126,6 +146,9 @@ class PatchSampler:
         if not areas.sum():
             raise ValueError("No pixel counts for training: the counted masks are empty.")
         self.weights = areas / areas.sum()
+        # Pasting nuclei is for instance labels; class labels never paste.
+        self.bank = (_nucleus_bank(planes, label_planes, self.ranges)
+                     if self.augment.paste_probability > 0 and not balance_classes else [])
 
     def sample(self, rng: np.random.Generator):
         """One ``(image (p, p, C) float32, targets (p, p, n_out) uint8)`` patch."""
@@ -166,11 +189,23 @@ class PatchSampler:
         if a.flips and rng.random() < 0.5:
             x_patch, l_patch = x_patch[:, ::-1], l_patch[:, ::-1]
             w_patch = None if w_patch is None else w_patch[:, ::-1]
-        x_patch = self._intensity(np.ascontiguousarray(x_patch), rng)
-        targets = self.make_targets(np.ascontiguousarray(l_patch))
-        if w_patch is not None:
-            targets = np.concatenate([targets, w_patch[..., None]], axis=-1)
-        return x_patch, targets
+        x_patch, l_patch = np.ascontiguousarray(x_patch), np.ascontiguousarray(l_patch)
+        # Copy-paste needs fully annotated patches: pasted nuclei would touch
+        # unannotated ones in sparse annotation.
+        if self.bank and w_patch is None and rng.random() < a.paste_probability:
+            paste_cluster(x_patch, l_patch, self.bank, rng, zoom=p / c)
+        x_patch = self._intensity(x_patch, rng)
+        return x_patch, self.targets(l_patch, w_patch)
+
+    def targets(self, labels: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+        """Target channels of a label patch, then the counted mask (sparse
+        annotation) and the separation weight map, when there are any."""
+        parts = [self.make_targets(labels)]
+        if counted is not None:
+            parts.append(counted[..., None].astype(np.float32))
+        if self.separation is not None:
+            parts.append(separation_weights(labels, *self.separation)[..., None])
+        return np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
 
     def _intensity(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = self.augment
@@ -187,7 +222,7 @@ class PatchSampler:
         return x
 
     def batch(self, n: int, rng: np.random.Generator):
-        """``n`` patches stacked: ``(n, p, p, C)`` float32, ``(n, p, p, n_out)`` float32."""
+        """``n`` patches stacked: ``(n, p, p, C)`` float32, ``(n, p, p, n_out[+1])`` float32."""
         xs, ys = zip(*(self.sample(rng) for _ in range(n)), strict=True)
         return np.stack(xs), np.stack(ys).astype(np.float32)
 
@@ -207,9 +242,9 @@ def _balanced_centres(labels: np.ndarray, per_class: int = 5_000) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUTS, *,
+def grid_patches(planes, label_planes, patch_size: int, outputs=DEFAULT_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, max_patches: int = 256, boundary_width: int = 2,
-                 counted=None, targets=None):
+                 counted=None, separation: tuple[float, float] | None = None, targets=None):
     """Deterministic validation patches tiling the planes (no augmentation).
 
     Windows cover each plane on a regular grid (the last row/column flush
@@ -220,10 +255,12 @@ def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUT
     Returns
     -------
     x : float32 ``(N, p, p, C)``
-    y : uint8 ``(N, p, p, n_out)`` (``n_out + 1`` with ``counted``)
+    y : float32 ``(N, p, p, n_out)``, then the counted mask with ``counted``
+        and the weight map with ``separation``
     """
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
-                           boundary_width=boundary_width, counted=counted, targets=targets)
+                           boundary_width=boundary_width, counted=counted,
+                           separation=separation, targets=targets)
     p = sampler.patch
     windows = []
     for i, lab in enumerate(sampler.labels):
@@ -238,8 +275,74 @@ def grid_patches(planes, label_planes, patch_size: int, outputs=SUPPORTED_OUTPUT
     xs, ys = [], []
     for i, y, x in windows:
         xs.append(apply_range(sampler.planes[i][y:y + p, x:x + p], *sampler.ranges[i]))
-        t = sampler.make_targets(sampler.labels[i][y:y + p, x:x + p])
-        if sampler.sparse:
-            t = np.concatenate([t, sampler.counted[i][y:y + p, x:x + p, None]], axis=-1)
-        ys.append(t.astype(np.uint8))
+        cnt = None if not sampler.sparse else sampler.counted[i][y:y + p, x:x + p]
+        ys.append(sampler.targets(sampler.labels[i][y:y + p, x:x + p], cnt))
     return np.stack(xs), np.stack(ys)
+
+
+def _nucleus_bank(planes, label_planes, ranges, max_per_plane: int = 200):
+    """Normalized pixel crops and masks of whole annotated nuclei (not cut by
+    the plane's border), for copy-paste packing."""
+    bank = []
+    for img, lab, rng_ in zip(planes, label_planes, ranges, strict=True):
+        boxes = ndi.find_objects(lab)
+        h, w = lab.shape
+        kept = 0
+        for i, box in enumerate(boxes, start=1):
+            if box is None or kept >= max_per_plane:
+                continue
+            ys, xs = box
+            if ys.start == 0 or xs.start == 0 or ys.stop == h or xs.stop == w:
+                continue
+            mask = lab[box] == i
+            if mask.sum() < 30:
+                continue
+            bank.append((apply_range(img[box], *rng_).astype(np.float32), mask))
+            kept += 1
+    return bank
+
+
+def paste_cluster(image: np.ndarray, labels: np.ndarray, bank, rng: np.random.Generator, *,
+                  zoom: float = 1.0, n_range: tuple[int, int] = (2, 6)) -> None:
+    """Paste 2-6 nuclei from ``bank`` against nuclei of the patch, in place.
+
+    Each pasted nucleus is placed at a random angle next to an object of the
+    patch (an earlier pasted one included), at 0.8-0.95 of the sum of their
+    radii: the two touch along a short border, the pasted one in front.
+    ``zoom`` rescales the crops like the patch was rescaled.
+    """
+    p0, p1 = image.shape[:2]
+    for _ in range(int(rng.integers(n_range[0], n_range[1] + 1))):
+        crop, mask = bank[int(rng.integers(len(bank)))]
+        if zoom != 1.0:
+            crop = ndi.zoom(crop, (zoom, zoom, 1), order=1, mode="nearest", grid_mode=True)
+            mask = ndi.zoom(mask, (zoom, zoom), order=0, mode="nearest", grid_mode=True)
+        k = int(rng.integers(4))
+        crop, mask = np.rot90(crop, k), np.rot90(mask, k)
+        if not mask.any():
+            continue
+        ids = np.unique(labels)
+        ids = ids[ids > 0]
+        my, mx = np.argwhere(mask).mean(axis=0)
+        r_new = np.sqrt(mask.sum() / np.pi)
+        if len(ids):
+            target = labels == ids[int(rng.integers(len(ids)))]
+            cy, cx = np.argwhere(target).mean(axis=0)
+            r_old = np.sqrt(target.sum() / np.pi)
+            angle = rng.uniform(0, 2 * np.pi)
+            dist = (r_old + r_new) * rng.uniform(0.8, 0.95)
+            cy, cx = cy + dist * np.sin(angle), cx + dist * np.cos(angle)
+        else:
+            cy, cx = rng.uniform(0, p0), rng.uniform(0, p1)
+        y0, x0 = int(round(cy - my)), int(round(cx - mx))
+        # Clip the crop to the patch.
+        sy0, sx0 = max(0, -y0), max(0, -x0)
+        sy1, sx1 = min(mask.shape[0], p0 - y0), min(mask.shape[1], p1 - x0)
+        if sy1 <= sy0 or sx1 <= sx0:
+            continue
+        m = mask[sy0:sy1, sx0:sx1]
+        dst = (slice(y0 + sy0, y0 + sy1), slice(x0 + sx0, x0 + sx1))
+        if np.count_nonzero(labels[dst][m]) > 0.15 * m.sum():
+            continue  # would hide most of a neighbour: nuclei touch, not stack
+        image[dst][m] = crop[sy0:sy1, sx0:sx1][m]
+        labels[dst][m] = labels.max() + 1
