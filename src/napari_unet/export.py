@@ -6,6 +6,7 @@ Layout of a dataset folder::
         dataset.json            manifest, one entry per pair (see below)
         images/<name>_<NNNN>.tif
         masks/<name>_<NNNN>.tif same Y, X shape, integer instance labels
+                                (or class ids, for semantic datasets)
         counted/<name>_<NNNN>.tif  optional, uint8 0/1: the pixels that count
 
 Images keep their dtype; multichannel images are stored channels first
@@ -26,6 +27,11 @@ Sparse annotation: with ``counted=`` (see :mod:`napari_unet.counted`) each
 pair also gets a mask of the pixels the user vouched for (reviewed objects,
 edited regions); its manifest entry names it (``"counted"``) and training
 ignores the other pixels. Without it the whole image counts (the default).
+
+A semantic dataset (class labels: 0 background, 1..K classes) has the class
+names in the manifest, ``"classes": ["organ", "vessel", ...]`` for label
+values 1..K (optionally ``"class_colors"``), which training reads; every
+export into the folder must agree with them.
 """
 
 from __future__ import annotations
@@ -115,6 +121,8 @@ def export_pairs(
     labels_layer: str | None = None,
     model: str | None = None,
     counted=None,
+    classes: Sequence[str] | None = None,
+    class_colors: Sequence[str] | None = None,
 ) -> list[dict]:
     """Write image/label pairs into a dataset folder and its manifest.
 
@@ -143,6 +151,11 @@ def export_pairs(
         Pixels that count for training, with the labels' shape
         (:func:`napari_unet.counted.counted_mask`). Written with each pair;
         pairs with no counted pixel are skipped. Default: everything counts.
+    classes : sequence of str, optional
+        Class labels: the names of values 1..K (e.g. from
+        :func:`class_names_from_features`), stored in the manifest.
+    class_colors : sequence of str, optional
+        A colour per class, stored with ``classes``.
 
     Returns
     -------
@@ -166,6 +179,17 @@ def export_pairs(
                              f"{labels.shape} differ in shape.")
     folder = Path(folder)
     manifest = read_manifest(folder)  # fail before writing anything
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if manifest.get("classes") not in (None, classes):
+            raise ValueError(f"{folder} holds classes {manifest['classes']}, not {classes}; "
+                             f"export into another folder.")
+        top = int(labels.max(initial=0))
+        if top > len(classes):
+            raise ValueError(f"Labels go up to {top} but only {len(classes)} classes are named.")
+        manifest["classes"] = classes
+        if class_colors is not None:
+            manifest["class_colors"] = [str(c) for c in class_colors]
     for sub in ("images", "masks") + (("counted",) if counted is not None else ()):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     name = safe_name(name)
@@ -237,3 +261,37 @@ def _write_pair(folder, stem, image, labels, scale, unit, has_channels, counted=
             "counted": f"counted/{stem}.tif" if counted is not None else None,
             "shape": list(labels.shape), "image_dtype": str(image.dtype),
             "image_axes": "CYX" if has_channels else "YX"}
+
+
+def class_names_from_features(features) -> list[str] | None:
+    """Class names for label values 1..K from a Labels layer's ``features``.
+
+    ``features`` is a table (pandas DataFrame or dict of columns) with a
+    ``class`` (or ``class_name``) column (other columns, e.g. a ``name``
+    per instance, do not make labels classes) and
+    optionally the label value (``index``, ``label`` or ``value``; else the
+    row number is the value). Returns None without a name column, and the
+    names of 1..K (value 0 is background) otherwise.
+
+    Raises
+    ------
+    ValueError
+        A value in 1..K has no name.
+    """
+    columns = dict(features) if features is not None else {}
+    if hasattr(features, "to_dict"):
+        columns = {k: list(v.values()) for k, v in features.to_dict().items()}
+    name_col = next((c for c in ("class", "class_name") if c in columns), None)
+    if name_col is None or not len(columns[name_col]):
+        return None
+    names = [str(n) for n in columns[name_col]]
+    value_col = next((c for c in ("index", "label", "value") if c in columns), None)
+    values = [int(v) for v in columns[value_col]] if value_col else list(range(len(names)))
+    by_value = {v: n for v, n in zip(values, names, strict=True) if v > 0}
+    if not by_value:
+        return None
+    top = max(by_value)
+    missing = [v for v in range(1, top + 1) if v not in by_value]
+    if missing:
+        raise ValueError(f"The layer's features name no class for label {missing[0]}.")
+    return [by_value[v] for v in range(1, top + 1)]

@@ -300,6 +300,59 @@ def evaluate(pred, gt, iou_threshold: float = 0.5, *, per_plane: bool = True) ->
             "mean_f1": float(np.mean([r.f1 for r in rest]))}
 
 
+def class_scores(pred, gt, n_classes: int | None = None, *, names=None,
+                 ignore_unlabelled_planes: bool = False) -> dict:
+    """Per-class Dice and IoU of class labels (semantic segmentation).
+
+    Parameters
+    ----------
+    pred, gt : array-like or lists of arrays
+        Class labels: 0 background, 1..K the classes. Lists are pooled.
+    n_classes : int, optional
+        K; the largest value in either input by default.
+    names : list of str, optional
+        Class names, for the ``"classes"`` entry.
+    ignore_unlabelled_planes : bool
+        Score only the planes (last two axes) of ``gt`` that hold a label,
+        as for a stack annotated on a few planes.
+
+    Returns
+    -------
+    dict
+        ``dice``, ``iou`` (lists, class 1..K), ``mean_dice``, ``mean_iou``
+        (over the classes present in ``gt`` or ``pred``; a class absent
+        from both scores 1 and is left out of the means), ``classes``.
+    """
+    pairs = _pairs(pred, gt)
+    if n_classes is None:
+        n_classes = max(max(int(p.max(initial=0)), int(g.max(initial=0))) for p, g in pairs)
+    n_classes = max(int(n_classes), 1)
+    inter = np.zeros(n_classes + 1, np.int64)
+    n_pred = np.zeros(n_classes + 1, np.int64)
+    n_true = np.zeros(n_classes + 1, np.int64)
+    for p, g in pairs:
+        if ignore_unlabelled_planes and g.ndim > 2:
+            keep = g.reshape(-1, *g.shape[-2:]).any(axis=(1, 2))
+            p, g = p.reshape(-1, *p.shape[-2:])[keep], g.reshape(-1, *g.shape[-2:])[keep]
+        p = np.clip(p.ravel(), 0, n_classes + 1).astype(np.intp)
+        g = np.clip(g.ravel(), 0, n_classes + 1).astype(np.intp)
+        size = n_classes + 2  # values above K count as wrong for every class
+        n_pred += np.bincount(p, minlength=size)[: n_classes + 1]
+        n_true += np.bincount(g, minlength=size)[: n_classes + 1]
+        inter += np.bincount(g[p == g], minlength=size)[: n_classes + 1]
+    dice_c, iou_c, present = [], [], []
+    for c in range(1, n_classes + 1):
+        union = n_pred[c] + n_true[c] - inter[c]
+        present.append(bool(n_pred[c] or n_true[c]))
+        dice_c.append(1.0 if not present[-1] else float(2 * inter[c] / (n_pred[c] + n_true[c])))
+        iou_c.append(1.0 if not present[-1] else float(inter[c] / union))
+    used = [i for i, ok in enumerate(present) if ok] or list(range(n_classes))
+    names = list(names) if names else [f"class_{c}" for c in range(1, n_classes + 1)]
+    return {"classes": names[:n_classes], "dice": dice_c, "iou": iou_c,
+            "mean_dice": float(np.mean([dice_c[i] for i in used])),
+            "mean_iou": float(np.mean([iou_c[i] for i in used]))}
+
+
 def best_overlap(pred, gt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every predicted object, its best-overlapping ground-truth object.
 

@@ -6,6 +6,14 @@ down levels of two 3x3 ReLU convolutions and a 2x2 max-pool (64, 128, 256,
 skip concatenations on the way up and a 1x1 sigmoid head: 31,030,593
 parameters for one input and one output channel.
 
+Two tasks share this one network (:func:`build_unet` ``task=``):
+
+* ``"instance"``: independent sigmoid maps (foreground, object boundary),
+  turned into countable objects by post-processing;
+* ``"semantic"`` with ``classes=K``: K = 1 is the original single sigmoid
+  map (binary cross-entropy); K >= 2 is a softmax over background + K
+  classes, one probability per class that sums to 1 at every pixel.
+
 Convolutions use 'same' padding and the input is ``(None, None, C)``, so the
 model is fully convolutional: it runs on any image whose height and width are
 multiples of ``2**depth`` (the tiler pads to that).
@@ -16,6 +24,14 @@ from __future__ import annotations
 #: Parameters of the reference U-Net (base 64, depth 4, 1 in, 1 out).
 REFERENCE_PARAMS = 31_030_593
 
+TASKS = ("instance", "semantic")
+
+
+def semantic_channels(classes: int) -> int:
+    """Output channels of a semantic model with ``classes`` classes:
+    one sigmoid map for one class, background + classes (softmax) otherwise."""
+    return 1 if classes == 1 else classes + 1
+
 
 def build_unet(
     in_channels: int = 1,
@@ -23,6 +39,8 @@ def build_unet(
     base_filters: int = 64,
     depth: int = 4,
     *,
+    task: str = "instance",
+    classes: int | None = None,
     name: str | None = None,
 ):
     """Build a U-Net.
@@ -32,12 +50,18 @@ def build_unet(
     in_channels : int
         Number of image channels the model reads.
     out_channels : int
-        Number of sigmoid output maps (e.g. 1 for foreground, 2 for
-        foreground + object boundary).
+        Instance task: number of sigmoid output maps (1 for foreground, 2
+        for foreground + object boundary). Semantic task: implied by
+        ``classes`` (leave it at 1).
     base_filters : int
         Filters of the first level; each level down doubles them.
     depth : int
         Number of down-sampling levels (4 in the reference U-Net).
+    task : {'instance', 'semantic'}
+        What the outputs mean (see the module docstring).
+    classes : int, optional
+        Semantic task: number of classes K besides background. K = 1 gives
+        one sigmoid map; K >= 2 a softmax over K + 1 channels.
     name : str, optional
         Model name; defaults to ``unet_b{base}_d{depth}``.
 
@@ -49,6 +73,20 @@ def build_unet(
     """
     import keras
     from keras import layers
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    activation = "sigmoid"
+    if task == "semantic":
+        if classes is None or int(classes) != classes or classes < 1:
+            raise ValueError(f"a semantic model needs classes >= 1, got {classes!r}")
+        if out_channels not in (1, semantic_channels(classes)):
+            raise ValueError(f"{classes} classes give {semantic_channels(classes)} output "
+                             f"channels, not {out_channels}")
+        out_channels = semantic_channels(int(classes))
+        activation = "sigmoid" if classes == 1 else "softmax"
+    elif classes is not None:
+        raise ValueError("classes applies to task='semantic' only")
 
     for label, value in (("in_channels", in_channels), ("out_channels", out_channels),
                          ("base_filters", base_filters), ("depth", depth)):
@@ -74,7 +112,7 @@ def build_unet(
         x = layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level}_upconv")(x)
         x = layers.Concatenate(name=f"up{level}_concat")([skips[level], x])
         x = double_conv(x, filters, f"up{level}")
-    outputs = layers.Conv2D(out_channels, 1, activation="sigmoid", dtype="float32",
+    outputs = layers.Conv2D(out_channels, 1, activation=activation, dtype="float32",
                             name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name or f"unet_b{base_filters}_d{depth}")
 

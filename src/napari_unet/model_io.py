@@ -66,6 +66,17 @@ class ModelInfo:
         Free-form record of how the model was trained (data, scores, ...).
     description : str
         One paragraph for humans.
+    task : {'instance', 'semantic'}
+        ``"instance"``: outputs are foreground/boundary maps for countable
+        objects. ``"semantic"``: outputs are class probabilities and
+        prediction gives class labels 0..K. Files written before this field
+        existed are instance models.
+    classes : list of str
+        Semantic task: the names of classes 1..K (label value = position
+        + 1; 0 is background).
+    class_colors : list of str
+        Semantic task: a ``#rrggbb`` colour per class, aligned with
+        ``classes`` (see :meth:`label_colors`).
     """
 
     name: str = "unet"
@@ -87,6 +98,18 @@ class ModelInfo:
     training: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     format_version: int = FORMAT_VERSION
+    task: str = "instance"
+    classes: list[str] = field(default_factory=list)
+    class_colors: list[str] = field(default_factory=list)
+
+    @property
+    def is_semantic(self) -> bool:
+        return self.task == "semantic"
+
+    def label_colors(self) -> dict[int, str]:
+        """Class label value -> colour, for a napari Labels layer (0 transparent)."""
+        colors = self.class_colors or default_class_colors(len(self.classes))
+        return {0: "transparent", **{i + 1: c for i, c in enumerate(colors)}}
 
     @property
     def percentiles(self) -> tuple[float, float]:
@@ -121,6 +144,24 @@ class ModelInfo:
         info = cls(name=model.name, in_channels=cin, out_channels=cout, outputs=outputs,
                    base_filters=base, depth=model_depth(model))
         return dataclasses.replace(info, **overrides)
+
+
+#: Distinct colours for classes 1, 2, ... (Okabe-Ito, readable by colour-blind users).
+CLASS_PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00",
+                 "#cc79a7", "#999999")
+
+
+def default_class_colors(n: int) -> list[str]:
+    """``n`` class colours from :data:`CLASS_PALETTE` (repeating past 8)."""
+    return [CLASS_PALETTE[i % len(CLASS_PALETTE)] for i in range(n)]
+
+
+def semantic_outputs(classes) -> list[str]:
+    """Output names of a semantic model: ``foreground`` for one class (its
+    map is thresholded like an instance model's), ``background`` + the
+    class names for a softmax over several."""
+    classes = list(classes)
+    return ["foreground"] if len(classes) == 1 else ["background", *classes]
 
 
 def default_model_path() -> Path:

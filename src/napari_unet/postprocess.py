@@ -1,4 +1,10 @@
-"""From probability maps to semantic masks or instance labels.
+"""From probability maps to semantic masks, class labels or instance labels.
+
+Models with several classes (``ModelInfo.task == "semantic"``, a softmax
+over background + K classes) give class labels 0..K: the most probable
+class at each pixel (:func:`predicted_classes`); thresholds and sizes do
+not apply. A one-class semantic model is thresholded like an instance
+model's foreground (a 0/1 mask in semantic mode).
 
 Post-processing is separate from the network so that thresholds and sizes
 can be changed on cached probabilities (the napari widget re-labels in well
@@ -86,6 +92,8 @@ def probabilities_to_labels(
         raise ValueError(f"Expected probabilities of shape (C, ..., Y, X), got {probs.shape}")
     info = info or ModelInfo()
     settings = settings.resolved(info)
+    if info.is_semantic and probs.shape[0] > 1:
+        return _class_labels(probs, cancel)
     outputs = list(outputs or info.outputs)
     if len(outputs) != probs.shape[0]:
         outputs = ["foreground", "boundary"][: probs.shape[0]] if probs.shape[0] <= 2 else (
@@ -118,6 +126,35 @@ def probabilities_to_labels(
         if settings.mode == "instance":
             offset = offset_ids(labels, offset)
         out[index] = labels
+    return out
+
+
+def predicted_classes(probs: np.ndarray, threshold: float = 0.5, axis: int = 0) -> np.ndarray:
+    """Class labels from class probabilities along ``axis``: the argmax over
+    several maps (background first), ``p > threshold`` for a single map.
+
+    Returns
+    -------
+    ndarray
+        ``uint8`` (``int32`` beyond 255 classes), without ``axis``.
+    """
+    probs = np.asarray(probs)
+    if probs.shape[axis] == 1:
+        return (np.take(probs, 0, axis=axis) > threshold).astype(np.uint8)
+    dtype = np.uint8 if probs.shape[axis] <= 256 else np.int32
+    return np.argmax(probs, axis=axis).astype(dtype)
+
+
+def _class_labels(probs: np.ndarray, cancel) -> np.ndarray:
+    """Argmax plane by plane (bounded temporaries, cancellable)."""
+    spatial = probs.shape[1:]
+    if len(spatial) == 2:
+        return predicted_classes(probs)
+    out = np.zeros(spatial, np.uint8 if probs.shape[0] <= 256 else np.int32)
+    for index in np.ndindex(*spatial[:-2]):
+        if is_cancelled(cancel):
+            raise Cancelled("Post-processing cancelled")
+        out[index] = predicted_classes(probs[(slice(None), *index)])
     return out
 
 

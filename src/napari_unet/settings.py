@@ -179,8 +179,10 @@ class LabelSettings:
 
     Attributes
     ----------
-    mode : {'instance', 'semantic'}
-        Instance labels (1..N, unique over the whole image) or a 0/1 mask.
+    mode : {'instance', 'semantic'} or None
+        Instance labels (1..N, unique over the whole image), or semantic
+        labels: a 0/1 mask, or class labels 0..K for a model with several
+        classes. None: the model's task (``ModelInfo.task``).
     threshold : float or None
         Foreground probability threshold in (0, 1); None: the model's.
     boundary_threshold : float or None
@@ -224,7 +226,7 @@ class LabelSettings:
         values split less.
     """
 
-    mode: str = "instance"
+    mode: str | None = None
     threshold: float | None = None
     boundary_threshold: float | None = None
     min_size: int | None = None
@@ -239,7 +241,7 @@ class LabelSettings:
     merge_ratio: float = 0.6
 
     def __post_init__(self):
-        _check(self.mode in ("instance", "semantic"),
+        _check(self.mode in (None, "instance", "semantic"),
                f"mode must be 'instance' or 'semantic', got {self.mode!r}")
         for name in ("threshold", "boundary_threshold", "distance_threshold"):
             value = getattr(self, name)
@@ -267,8 +269,13 @@ class LabelSettings:
     def resolved(self, info) -> LabelSettings:
         """A copy with the model's thresholds and minimum size filled in."""
         thresholds = info.thresholds or {}
+        task = getattr(info, "task", "instance")
+        mode = self.mode or ("semantic" if task == "semantic" else "instance")
+        if mode == "instance" and task == "semantic" and len(info.classes or ()) > 1:
+            raise ValueError(f"Model {info.name!r} gives class labels "
+                             f"({', '.join(info.classes)}), not instances: use mode 'semantic'.")
         return replace(
-            self,
+            self, mode=mode,
             threshold=float(thresholds.get("foreground", 0.5)
                             if self.threshold is None else self.threshold),
             boundary_threshold=float(thresholds.get("boundary", 0.5)

@@ -105,7 +105,8 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
         meta = {"napari_unet": {"model": getattr(outcome.info, "name", None),
                                 "model_path": str(job.model_path)}}
         layer = viewer.add_labels(full_array(run.shape, region, labels), name=name,
-                                  metadata=meta, visible=not hidden, **run.geometry)
+                                  metadata=meta, visible=not hidden, **run.geometry,
+                                  **class_layer_options(outcome.info))
         target = Result(run.image, layer, EditTracker(layer), run.geometry)
         results.append(target)
     else:
@@ -120,11 +121,27 @@ def write_run_result(viewer, results: list, run, outcome, *, add_probs: bool,
     return target
 
 
+def class_layer_options(info) -> dict:
+    """``features`` (class names) and a colour per class for the Labels layer
+    of a semantic model with named classes; nothing for other models."""
+    if info is None or not getattr(info, "is_semantic", False) or not info.classes:
+        return {}
+    from napari.utils.colormaps import DirectLabelColormap
+
+    names = ["background", *info.classes]
+    colors = {None: "transparent", **info.label_colors()}
+    return {"features": {"index": list(range(len(names))), "class": names},
+            "colormap": DirectLabelColormap(color_dict=colors)}
+
+
 def _write_probabilities(viewer, result: Result, region: Scope, outcome, image_name: str):
     from napari.layers import Image
 
     outputs = list(outcome.info.outputs)
-    fg = outcome.probs[outputs.index("foreground") if "foreground" in outputs else 0]
+    if outputs and outputs[0] == "background":  # Class model: P(any class).
+        fg = 1 - outcome.probs[0]
+    else:
+        fg = outcome.probs[outputs.index("foreground") if "foreground" in outputs else 0]
     layer, shape = result.prob_layer, result.layer.data.shape
     if layer is not None and layer in viewer.layers and layer.data.shape == shape:
         write_region(layer, None, region, fg)

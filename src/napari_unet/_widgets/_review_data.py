@@ -147,10 +147,11 @@ def _inside(box, region: Scope, shape) -> bool:
 def update(result, measured: Measured | None, params: dict) -> None:
     """Bring a result layer's review data up to date after a write (GUI thread).
 
-    Semantic masks have no objects to review: their table is cleared.
+    Semantic masks have no objects to review: their review table is cleared
+    (class names of a class-labels layer stay).
     """
     if measured is not None:
         merge(result.layer, result.boxes, measured)
-    elif params.get("mode") != "instance" and len(result.layer.features.columns):
+    elif params.get("mode") != "instance" and "confidence" in result.layer.features.columns:
         result.layer.features = {}
         result.boxes.clear()

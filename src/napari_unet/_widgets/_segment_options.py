@@ -14,7 +14,7 @@ from ..settings import DEFAULT_WINDOW
 from . import _layers
 from ._review import ReviewPanel
 
-OUTPUTS = [("instance labels", "instance"), ("semantic mask", "semantic")]
+OUTPUTS = [("instance labels", "instance"), ("semantic mask / class labels", "semantic")]
 INSTANCES = [("3D: one per nucleus through Z", "3d"), ("2D: per plane", "2d"),
              ("planes linked by overlap (IoU)", "stitch")]
 

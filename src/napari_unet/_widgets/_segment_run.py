@@ -199,4 +199,5 @@ class SegmentRuns:
             if warning:
                 _notify.show_warning(warning)
         seconds = time.perf_counter() - run.started
-        self.status.value = (f"{n} objects" if n is not None else "mask") + f" in {seconds:.1f} s"
+        kind = "class labels" if getattr(result.info, "is_semantic", False) else "mask"
+        self.status.value = (f"{n} objects" if n is not None else kind) + f" in {seconds:.1f} s"

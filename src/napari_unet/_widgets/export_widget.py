@@ -84,6 +84,17 @@ def model_of(labels_layer) -> str | None:
     return str(value) if value else None
 
 
+def classes_of(labels_layer) -> list[str] | None:
+    """Class names of a Labels layer painted with class values, from its
+    ``features`` (a ``class`` or ``name`` column); None for instance labels."""
+    from ..export import class_names_from_features
+
+    try:
+        return class_names_from_features(getattr(labels_layer, "features", None))
+    except ValueError as err:
+        raise ExportError(f"'{labels_layer.name}': {err}") from None
+
+
 def write_export(image_data, channel_axis, labels, regions, folder, **kwargs) -> list[dict]:
     """Export ``regions``, reading only the image planes they need.
 
@@ -209,7 +220,8 @@ class ExportWidget(DockWidget):
                 "regions": regions, "folder": folder, "pixels": pixels,
                 "kwargs": {"name": name, "scale": scale, "unit": unit,
                            "source_layer": image.name, "labels_layer": labels_layer.name,
-                           "model": model_of(labels_layer), "counted": counted}}
+                           "model": model_of(labels_layer), "counted": counted,
+                           "classes": classes_of(labels_layer)}}
 
     def _folder(self) -> Path:
         text = self.folder.line_edit.value.strip()

@@ -210,6 +210,11 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         if info is not None:
             self.model_info.value = (f"{info.name}: {info.in_channels} → {info.out_channels} "
                                      f"channels ({', '.join(info.outputs)})")
+            if info.is_semantic:  # Class labels (or a class mask): never instances.
+                self.model_info.value = f"{info.name}: classes {', '.join(info.classes)}"
+                self.output.value = "semantic"
+            elif not self._initializing:
+                self.output.value = "instance"
             self.threshold.value = float(info.thresholds.get("foreground", 0.5))
             self.min_size.value = int(info.min_size)
             self.tile_size.value = PredictionSettings().resolved(info).tile_size

@@ -23,6 +23,7 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
+    LineEdit,
     PushButton,
     Select,
     SpinBox,
@@ -30,6 +31,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 
+from ..export import class_names_from_features
 from ..model_io import default_model_path
 from ..settings import training_preset
 from ..worker.protocol import TrainRequest, TrainSummary, WarmUp
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
 
 SCRATCH = "__scratch__"
 WIDTHS = [("16 (fast, like the shipped model)", 16), ("32", 32), ("64 (reference U-Net)", 64)]
+TASKS = [("instance (countable objects)", "instance"),
+         ("semantic (classes; unpainted planes ignored)", "semantic")]
 
 
 # --------------------------------------------------------------------------
@@ -81,6 +85,10 @@ class TrainWidget(DockWidget):
         self.start_model = ComboBox(label="start from", choices=lambda w: [
             ("new U-Net (from scratch)", SCRATCH)] + self.registry.choices())
         self.base_filters = ComboBox(label="base filters", choices=WIDTHS, value=16)
+        self.task = ComboBox(label="task", choices=TASKS, value="instance")
+        self.class_names = LineEdit(label="class names", value="")
+        self.class_names.tooltip = ("names of label values 1, 2, ... separated by commas; "
+                                    "empty: the dataset's, or the Labels layer's features")
         self.preset = ComboBox(label="preset", value=None, choices=[
             ("custom", None), ("quick: fine-tune within 3 minutes", "quick")],
             tooltip="'quick' fills in settings that make fine-tuning on one corrected "
@@ -110,7 +118,8 @@ class TrainWidget(DockWidget):
         for select in (self.datasets, self.layer_pairs):
             select.native.setMaximumHeight(80)
         self.extend([self.datasets, self.add_button, self.remove_button, self.layer_pairs,
-                     self.start_model, self.base_filters, self.preset, self.epochs,
+                     self.start_model, self.task, self.class_names, self.base_filters,
+                     self.preset, self.epochs,
                      self.steps, self.learning_rate, self.batch_size, self.patch_size,
                      self.val_fraction, self.time_limit, self.augment, self.output,
                      self.start_button, self.cancel_button,
@@ -123,6 +132,7 @@ class TrainWidget(DockWidget):
         self.remove_button.changed.connect(self._remove_selected)
         self.start_model.changed.connect(self._on_model)
         self.base_filters.changed.connect(self._update_output)
+        self.task.changed.connect(self._on_task)
         self.preset.changed.connect(self._on_preset)
         self.start_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
@@ -177,6 +187,7 @@ class TrainWidget(DockWidget):
             return
         self._model_value = value
         self.base_filters.visible = value == SCRATCH
+        self.task.enabled = value == SCRATCH  # a fine-tuned model keeps its task
         if value != SCRATCH:
             try:
                 info = self.registry.info(value)
@@ -185,7 +196,25 @@ class TrainWidget(DockWidget):
                 info = None
             if info is not None:
                 self.patch_size.value = int(info.tile_size)
+                self.task.value = info.task
+                if info.is_semantic:
+                    self.class_names.value = ", ".join(info.classes)
+        self._on_task()
         self._update_output()
+
+    def _on_task(self, *args):
+        self.class_names.visible = self.task.value == "semantic"
+
+    def _class_names(self, pairs_layers) -> list[str] | None:
+        """Typed names, else those of the first Labels layer with class features."""
+        typed = [c.strip() for c in str(self.class_names.value).split(",") if c.strip()]
+        if typed:
+            return typed
+        for _, lab in pairs_layers:
+            names = class_names_from_features(getattr(lab, "features", None))
+            if names:
+                return names
+        return None
 
     def load_model_file(self, path) -> bool:
         """Choose a ``.keras`` file to start from; it is remembered for all widgets."""
@@ -293,7 +322,13 @@ class TrainWidget(DockWidget):
             else False, time_limit=float(self.time_limit.value) or None,
             preset=self.preset.value)
         if model == SCRATCH:
-            settings.update(base_filters=int(self.base_filters.value), depth=4)
+            settings.update(base_filters=int(self.base_filters.value), depth=4,
+                            task=self.task.value)
+        if self.task.value == "semantic":
+            settings["task"] = "semantic"
+            names = self._class_names(self.layer_pairs.value)
+            if names:
+                settings["classes"] = names
         return TrainRequest([str(f) for f in self._folders], pairs,
                             None if model == SCRATCH else model, settings)
 

@@ -52,7 +52,8 @@ def add_parser(sub) -> None:
                           "or independent objects per plane (2d); T frames are never linked")
     seg.add_argument("--voxel-size", type=voxel_size, metavar="Z,Y,X",
                      help="voxel size for 3D instances (default: the file's calibration)")
-    seg.add_argument("--semantic", action="store_true", help="write a 0/1 mask")
+    seg.add_argument("--semantic", action="store_true",
+                     help="write a 0/1 mask (semantic models always write class labels)")
     seg.add_argument("--scheduler", metavar="ADDRESS",
                      help="dask.distributed scheduler address (zarr inputs)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -199,7 +200,7 @@ def run(args) -> int:
         options = dict(info=info, axes=axes, channels=args.channel,
                        instances=args.instances,
                        voxel_size=args.voxel_size or file_voxel_size(axes, scale),
-                       mode="semantic" if args.semantic else "instance",
+                       mode="semantic" if args.semantic else None,
                        threshold=args.threshold, min_size=args.min_size,
                        tile_size=args.tile_size, overlap=args.overlap,
                        batch_size=args.batch_size, precision=args.precision)
@@ -226,6 +227,7 @@ def run(args) -> int:
                               unit=unit or "um", overwrite=args.overwrite)
             count = int(labels.max(initial=0))
         if not args.quiet:
-            what = "mask" if args.semantic else f"{count} objects"
+            what = ("class labels " + ", ".join(info.classes) if info.is_semantic
+                    else "mask" if args.semantic else f"{count} objects")
             tqdm.write(f"{path} -> {target} ({what})", file=sys.stderr)
     return 0

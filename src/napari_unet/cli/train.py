@@ -20,6 +20,13 @@ def add_parser(sub) -> None:
     tr.add_argument("--from", dest="base_model", default=DEFAULT, metavar="MODEL",
                     help="model to fine-tune: 'default' (the shipped model, the default), a "
                          ".keras file, or 'scratch' for a new U-Net")
+    tr.add_argument("--task", choices=("instance", "semantic"),
+                    help="instance: countable objects; semantic: labels are class ids, planes "
+                         "without labels are ignored (default: the --from model's task, "
+                         "instance from scratch)")
+    tr.add_argument("--classes", metavar="A,B,...",
+                    help="semantic: names of classes 1, 2, ... (default: the datasets' "
+                         "manifest, else class_1..K)")
     tr.add_argument("--base-filters", type=positive_int, default=16,
                     help="width of a new U-Net (with --from scratch)")
     tr.add_argument("--preset", choices=sorted(TRAINING_PRESETS),
@@ -62,6 +69,25 @@ def start_model(value: str):
     return path
 
 
+def class_option(args, manifest_classes: list, base):
+    """Class names for a semantic run: ``--classes``, else the manifests'."""
+    task = args.task
+    if task is None and base is not None:
+        from ..model_io import read_model_info
+
+        info = read_model_info(base)
+        task = info.task if info is not None else "instance"
+    if args.classes:
+        if task != "semantic":
+            raise CLIError("--classes needs --task semantic (or a semantic --from model)")
+        return [c.strip() for c in args.classes.split(",")]
+    if task != "semantic" or not manifest_classes:
+        return None
+    if any(c != manifest_classes[0] for c in manifest_classes):
+        raise CLIError(f"the datasets name different classes: {manifest_classes}")
+    return manifest_classes[0]
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -77,6 +103,7 @@ def run(args) -> int:
         raise CLIError(f"-o: {out.parent} is not a folder")
     base = start_model(args.base_model)
     images, labels, counted, names, with_channels = [], [], [], [], set()
+    manifest_classes = []
     for folder in args.datasets:
         if not Path(folder).is_dir():
             raise CLIError(f"dataset folder not found: {folder}")
@@ -86,8 +113,11 @@ def run(args) -> int:
         counted += ds.counted  # sparse annotation: only these pixels count
         names.append(str(folder))
         with_channels.add(ds.channel_axis is not None)
+        if ds.manifest.get("classes"):
+            manifest_classes.append(list(ds.manifest["classes"]))
     if len(with_channels) > 1:
         raise CLIError("some datasets have multichannel images and others do not")
+    classes = class_option(args, manifest_classes, base)
     bar = None
 
     def progress(state):
@@ -123,6 +153,7 @@ def run(args) -> int:
                  "patch_size": args.patch_size, "time_limit": args.time_limit}
         # Flags left unset are not passed: train() fills them from the preset or its defaults.
         result = train(images, labels, model=base, base_filters=args.base_filters,
+                       task=args.task, classes=classes,
                        channel_axis=-1 if True in with_channels else None,
                        **{k: v for k, v in given.items() if v is not None},
                        preset=args.preset, val_fraction=args.val_fraction,

@@ -25,6 +25,7 @@ from ..model_io import ModelFileError, ModelInfo
 from .data import counted_planes, training_planes
 from .losses import make_loss
 from .sampler import Augmentation, PatchSampler, grid_patches
+from .semantic import annotated_planes, make_semantic_loss, semantic_setup, validation_scores
 from .targets import SUPPORTED_OUTPUTS
 
 
@@ -130,6 +131,9 @@ def train(
     labels,
     *,
     model=None,
+    task: str | None = None,
+    classes=None,
+    class_colors=None,
     base_filters: int = 16,
     depth: int = 4,
     outputs: Sequence[str] | None = None,
@@ -142,7 +146,7 @@ def train(
     batch_size: int = 8,
     learning_rate: float = 1e-3,
     patch_size: int = 128,
-    augment: bool | Augmentation = True,
+    augment: bool | Augmentation | str = True,
     patience: int | None = 8,
     boundary_width: int = 2,
     boundary_weight: float = 3.0,
@@ -165,11 +169,24 @@ def train(
     ----------
     images, labels : array or list of arrays
         Training images (2D or stacks, see
-        :func:`~napari_unet.training.data.training_planes`) and integer instance
-        labels of the same spatial shape.
+        :func:`~napari_unet.training.data.training_planes`) and integer
+        labels of the same spatial shape: instance ids, or class ids for
+        ``task="semantic"``.
     model : keras.Model, str, Path or None
         Model to fine-tune (a copy is trained; the object passed is never
         modified) or a ``.keras`` file; None builds a fresh U-Net.
+    task : {'instance', 'semantic'}, optional
+        The fine-tuned model's own task, else ``"instance"``.
+        ``"semantic"``: labels are class ids 0..K, planes without any label
+        are unannotated and left out (see :mod:`.semantic`), the loss is
+        cross-entropy + per-class soft Dice with rare-class weights, and
+        validation scores the mean per-class Dice.
+    classes : list of str, str or int, optional
+        Semantic task: class names for label values 1..K (a list or
+        ``"a,b,c"``), or K; by default the model's, else ``class_1..K`` up
+        to the largest label.
+    class_colors : list of str, optional
+        ``#rrggbb`` per class, stored with the model for display.
     base_filters, depth : int
         Architecture of a fresh model.
     outputs : sequence of str, optional
@@ -192,8 +209,9 @@ def train(
     patch_size : int
         Square patch edge; a multiple of ``2**depth``. Stored as the model's
         default prediction tile.
-    augment : bool or Augmentation
-        Random flips, 90-degree rotations, scale, intensity, gamma, noise.
+    augment : bool, 'strong' or Augmentation
+        Random flips, 90-degree rotations, scale, intensity, gamma, noise;
+        semantic runs use :meth:`Augmentation.strong` for True.
     patience : int or None
         Stop after this many epochs without improvement (None: never).
     boundary_width : int
@@ -282,10 +300,28 @@ def train(
         if output_path.exists() and not overwrite:
             raise FileExistsError(f"Model file already exists, not overwriting: {output_path}")
 
+    source, parent, parent_name = _resolve_start(model, info)
+    if parent is not None and task not in (None, parent.task):
+        raise ValueError(f"The model to fine-tune is a {parent.task} model, not {task}; "
+                         f"start a {task} model from scratch.")
+    task = task or (parent.task if parent is not None else "instance")
+    if task not in ("instance", "semantic"):
+        raise ValueError(f"task must be 'instance' or 'semantic', got {task!r}")
+    semantic = task == "semantic"
+    if not semantic and classes is not None:
+        raise ValueError("classes apply to task='semantic'")
     planes, label_planes = training_planes(images, labels, channel_axis=channel_axis)
     counted = counted_planes(counted, labels)
+    if semantic and counted is not None:
+        raise ValueError("Counted masks (reviewed regions) apply to instance training; for "
+                         "classes, leave the planes you did not paint empty instead.")
     if not _counts(counted):
         raise ValueError("No pixel counts for training: the counted masks are empty.")
+    n_unannotated = 0
+    if semantic:  # planes with no label are unannotated, not background
+        planes, label_planes, n_unannotated = annotated_planes(planes, label_planes)
+        if not planes:
+            raise ValueError("No plane has a label: paint classes on a few planes first.")
     in_channels = planes[0].shape[-1]
     rng = np.random.default_rng(seed)
     if (val_images is None) != (val_labels is None):
@@ -293,6 +329,8 @@ def train(
     if val_images is not None:
         val_planes, val_label_planes = training_planes(val_images, val_labels,
                                                        channel_axis=channel_axis)
+        if semantic:
+            val_planes, val_label_planes, _ = annotated_planes(val_planes, val_label_planes)
         if val_planes[0].shape[-1] != in_channels:
             raise ValueError("Validation images have a different number of channels.")
         val_mode = "given validation set"
@@ -310,7 +348,14 @@ def train(
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    source, parent, parent_name = _resolve_start(model, info)
+    classes_of = None
+    if semantic:
+        classes_of = semantic_setup(label_planes + val_label_planes, classes, class_colors,
+                                    parent)
+        classes_of.n_unannotated = n_unannotated
+        if outputs is not None and list(outputs) != classes_of.outputs:
+            raise ValueError(f"A semantic model's outputs are {classes_of.outputs}.")
+        outputs = classes_of.outputs
     if source is None:
         outputs = tuple(outputs or ("foreground", "boundary"))
         net = None
@@ -330,7 +375,9 @@ def train(
         # Train a copy: a cached (e.g. the shipped default) model stays intact.
         net = _uncompiled_copy(source, weights=True)
     unknown = [o for o in outputs if o not in SUPPORTED_OUTPUTS]
-    if unknown or "foreground" not in outputs or len(set(outputs)) != len(outputs):
+    if semantic:
+        pass  # outputs are the class names, checked by semantic_setup
+    elif unknown or "foreground" not in outputs or len(set(outputs)) != len(outputs):
         raise ValueError(f"outputs must be 'foreground' optionally with 'boundary' and "
                          f"'distance', got {list(outputs)}")
     if patch_size % 2**depth:
@@ -339,21 +386,29 @@ def train(
     if net is None:
         from ..model import build_unet
 
-        net = build_unet(in_channels, len(outputs), base_filters, depth)
+        net = (build_unet(in_channels, 1, base_filters, depth, task="semantic",
+                          classes=classes_of.n_classes) if semantic
+               else build_unet(in_channels, len(outputs), base_filters, depth))
 
     template = info or parent or ModelInfo()
     percentiles = template.percentiles
     aug = (augment if isinstance(augment, Augmentation)
+           else Augmentation.strong() if augment == "strong" or (augment and semantic)
            else Augmentation() if augment else Augmentation.none())
+    target_fn = classes_of.targets if semantic else None
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
                            augment=aug, boundary_width=boundary_width, counted=counted,
-                           separation=separation)
+                           separation=separation, targets=target_fn,
+                           balance_classes=semantic)
     val = (grid_patches(val_planes, val_label_planes, patch_size, outputs,
                         percentiles=percentiles, boundary_width=boundary_width,
-                        counted=val_counted, separation=separation)
+                        counted=val_counted, separation=separation, targets=target_fn)
            if val_planes else None)
 
-    loss_fn = make_loss(outputs, boundary_weight, separation=separation is not None)
+    if semantic:
+        loss_fn = make_semantic_loss(classes_of.n_classes, classes_of.weights)
+    else:
+        loss_fn = make_loss(outputs, boundary_weight, separation=separation is not None)
     # Uncompiled twin for saving and returning: no optimizer state in files.
     export = _uncompiled_copy(net)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn,
@@ -365,7 +420,9 @@ def train(
         template, name=name, in_channels=in_channels, out_channels=len(outputs),
         outputs=list(outputs), tile_size=int(patch_size),
         normalization={"method": "percentile", "low": percentiles[0], "high": percentiles[1]},
-        base_filters=base_filters, depth=depth, parent=parent_name,
+        base_filters=base_filters, depth=depth, parent=parent_name, task=task,
+        classes=classes_of.classes if semantic else [],
+        class_colors=classes_of.class_colors if semantic else [],
     )
     settings = {
         "data": data_description or f"{len(planes)} training planes",
@@ -387,6 +444,12 @@ def train(
                 for c, lab in zip(counted, label_planes, strict=True))) / sum(
                 lab.size for lab in label_planes), 4)},
     }
+    if semantic:
+        settings.update(
+            loss="cross-entropy + per-class soft Dice, class weights "
+                 + ", ".join(f"{w:.2f}" for w in classes_of.weights),
+            n_unannotated_planes=n_unannotated,
+            val_score="mean per-class Dice on validation patches (argmax)")
     from .monitor import TrainingMonitor
 
     monitor = TrainingMonitor(
@@ -396,6 +459,7 @@ def train(
         overwrite=overwrite,
         make_info=lambda extra: dataclasses.replace(
             base_info, training={**settings, **extra, **_versions()}),
+        scores=(lambda y, p: validation_scores(y, p, classes_of.classes)) if semantic else None,
     )
     dataset = _patch_dataset(sampler, steps_per_epoch, batch_size, rng)
     net.fit(dataset, epochs=epochs, verbose=0, callbacks=[monitor])

@@ -61,11 +61,14 @@ class TrainingMonitor(keras.callbacks.Callback):
         replace this run's own file.
     make_info : callable
         ``make_info(extra_training_dict) -> ModelInfo`` for the saved file.
+    scores : callable, optional
+        ``scores(y, preds) -> dict`` with ``val_score``, replacing the
+        per-output Dice at 0.5 (semantic runs).
     """
 
     def __init__(self, *, net, export, val, loss_fn, outputs, epochs, steps, learning_rate,
                  patience, time_limit,
-                 cancel, progress, output_path, overwrite, make_info):
+                 cancel, progress, output_path, overwrite, make_info, scores=None):
         super().__init__()
         self.net, self.val, self.loss_fn, self.outputs = net, val, loss_fn, list(outputs)
         self.epochs, self.steps, self.patience = epochs, steps, patience
@@ -73,7 +76,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.steps_done = 0
         self.time_limit, self.cancel, self.progress = time_limit, cancel, progress
         self.output_path, self.overwrite, self.make_info = output_path, overwrite, make_info
-        self.export = export
+        self.export, self.scores = export, scores
         self.history: list[dict] = []
         self.best_key = self.best_score = self.best_epoch = self.best_weights = None
         self.wait = 0
@@ -97,6 +100,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         predict = compiled_predictor(self.net)
         preds = np.concatenate([predict(x[i:i + 16]).numpy() for i in range(0, len(x), 16)])
         record = {"val_loss": float(self.loss_fn(y, preds))}
+        if self.scores is not None:  # semantic runs: per-class Dice of the argmax
+            return {**record, **self.scores(y, preds)}
         n = len(self.outputs)
         # Sparse annotation: the channel after the outputs says which pixels
         # count (a separation weight map there is >= 1 everywhere: all count).

@@ -49,6 +49,11 @@ class Augmentation:
     paste_probability: float = 0.0
 
     @classmethod
+    def strong(cls) -> Augmentation:
+        """Wider ranges, for training from a few annotated planes."""
+        return cls(True, True, (0.6, 1.6), (0.6, 1.4), 0.15, (0.5, 2.0), 0.12)
+
+    @classmethod
     def none(cls) -> Augmentation:
         return cls(False, False, (1.0, 1.0), (1.0, 1.0), 0.0, (1.0, 1.0), 0.0, 0.0)
 
@@ -88,13 +93,23 @@ class PatchSampler:
         ``(w0, sigma)`` of the U-Net paper's separation-border weight map
         (:func:`~napari_unet.training.targets.separation_weights`), appended
         to the targets as the last channel; None: no weight map.
+    targets : callable, optional
+        ``targets(label_patch) -> (p, p, n_out)``; instance targets
+        (:func:`make_targets`) by default, class targets for semantic runs.
+    balance_classes : bool
+        Class labels: object-centred patches pick a class uniformly, then a
+        pixel of it, so rare classes are seen as often as common ones (and
+        no nuclei are pasted).
     """
 
     def __init__(self, planes, label_planes, patch_size: int, outputs=DEFAULT_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, augment: Augmentation | None = None,
                  object_fraction: float = 0.5, boundary_width: int = 2, counted=None,
-                 separation: tuple[float, float] | None = None):
+                 separation: tuple[float, float] | None = None, targets=None,
+                 balance_classes: bool = False):
         self.patch = int(patch_size)
+        self.make_targets = targets or (
+            lambda lab: make_targets(lab, self.outputs, self.boundary_width))
         self.outputs = tuple(outputs)
         self.augment = augment or Augmentation.none()
         self.object_fraction = object_fraction
@@ -122,15 +137,18 @@ class PatchSampler:
             self.planes.append(img)
             self.labels.append(lab)
             self.counted.append(cnt)
-            self.fg.append(_centres(lab > 0 if cnt is None else (lab > 0) & cnt))
+            fg = _balanced_centres(lab) if balance_classes else (
+                _centres(lab > 0 if cnt is None else (lab > 0) & cnt))
+            self.fg.append(fg)
             self.centres.append(None if cnt is None else _centres(cnt))
         areas = np.array([lab.size if cnt is None else len(np.flatnonzero(cnt))
                           for lab, cnt in zip(self.labels, self.counted, strict=True)], float)
         if not areas.sum():
             raise ValueError("No pixel counts for training: the counted masks are empty.")
         self.weights = areas / areas.sum()
+        # Pasting nuclei is for instance labels; class labels never paste.
         self.bank = (_nucleus_bank(planes, label_planes, self.ranges)
-                     if self.augment.paste_probability > 0 else [])
+                     if self.augment.paste_probability > 0 and not balance_classes else [])
 
     def sample(self, rng: np.random.Generator):
         """One ``(image (p, p, C) float32, targets (p, p, n_out) uint8)`` patch."""
@@ -182,7 +200,7 @@ class PatchSampler:
     def targets(self, labels: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
         """Target channels of a label patch, then the counted mask (sparse
         annotation) and the separation weight map, when there are any."""
-        parts = [make_targets(labels, self.outputs, self.boundary_width)]
+        parts = [self.make_targets(labels)]
         if counted is not None:
             parts.append(counted[..., None].astype(np.float32))
         if self.separation is not None:
@@ -209,17 +227,24 @@ class PatchSampler:
         return np.stack(xs), np.stack(ys).astype(np.float32)
 
 
-def _centres(mask: np.ndarray) -> np.ndarray:
-    """Flat indices of ``mask``, at most ~20,000 (enough centres, bounded memory)."""
+def _centres(mask: np.ndarray, limit: int = 20_000) -> np.ndarray:
+    """Flat indices of ``mask`` pixels, at most ~``limit`` (bounded memory)."""
     idx = np.flatnonzero(mask)
-    if len(idx) > 20_000:
-        idx = idx[:: len(idx) // 20_000 + 1]
+    if len(idx) > limit:
+        idx = idx[:: len(idx) // limit + 1]
     return idx.astype(np.int64)
+
+
+def _balanced_centres(labels: np.ndarray, per_class: int = 5_000) -> np.ndarray:
+    """Equally many centre pixels of each class present (repeated if fewer)."""
+    parts = [np.resize(_centres(labels == c, per_class), per_class)
+             for c in np.unique(labels) if c > 0]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def grid_patches(planes, label_planes, patch_size: int, outputs=DEFAULT_OUTPUTS, *,
                  percentiles=DEFAULT_PERCENTILES, max_patches: int = 256, boundary_width: int = 2,
-                 counted=None, separation: tuple[float, float] | None = None):
+                 counted=None, separation: tuple[float, float] | None = None, targets=None):
     """Deterministic validation patches tiling the planes (no augmentation).
 
     Windows cover each plane on a regular grid (the last row/column flush
@@ -235,7 +260,7 @@ def grid_patches(planes, label_planes, patch_size: int, outputs=DEFAULT_OUTPUTS,
     """
     sampler = PatchSampler(planes, label_planes, patch_size, outputs, percentiles=percentiles,
                            boundary_width=boundary_width, counted=counted,
-                           separation=separation)
+                           separation=separation, targets=targets)
     p = sampler.patch
     windows = []
     for i, lab in enumerate(sampler.labels):

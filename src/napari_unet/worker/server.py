@@ -261,9 +261,14 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
     from ..training import loop
     from ..training.data import read_dataset
 
-    images, labels, counted, parts = [], [], [], []
+    images, labels, counted, parts, settings = [], [], [], [], dict(req.settings)
     for folder in req.folders:
         data = read_dataset(folder)  # channels, if any, come out last
+        if settings.get("task") == "semantic" and data.manifest.get("classes"):
+            named = settings.setdefault("classes", data.manifest["classes"])
+            if list(named) != list(data.manifest["classes"]):
+                raise ValueError(f"{Path(folder).name} names the classes "
+                                 f"{data.manifest['classes']}, not {list(named)}.")
         images += [img if data.channel_axis is not None else img[..., None]
                    for img in data.images]
         labels += data.labels
@@ -277,7 +282,7 @@ def train(req: TrainRequest, *, cancel, event, **_) -> TrainSummary:
         parts.append(f"layers {name}")
     result = loop.train(images, labels, channel_axis=-1, model=req.model, counted=counted,
                         data_description="napari: " + "; ".join(parts),
-                        progress=event, cancel=cancel, **req.settings)
+                        progress=event, cancel=cancel, **settings)
     return TrainSummary(result.path, list(result.history), result.best_score,
                         result.best_epoch, result.stopped)
 
