@@ -208,6 +208,6 @@ def test_default_window_is_fitted_to_the_plane():
     assert fit_window((2048, 2048), 256, 32) == 256
     assert fit_window((512, 2048), 256, 32) == 256  # the longer axis decides
     info = nu.ModelInfo(tile_size=128)
-    assert PredictionSettings().resolved(info, (512, 512)).tile_size == 192
+    assert PredictionSettings().resolved(info, (100, 100)).tile_size == 112  # 1 window, fitted
     assert PredictionSettings(tile_size=256).resolved(info, (512, 512)).tile_size == 256
-    assert PredictionSettings().resolved(info).tile_size == 256
+    assert PredictionSettings().resolved(info).tile_size == 128  # the training patches

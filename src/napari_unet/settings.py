@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields, replace
 
-#: Default window edge (px). Measured with the (first) shipped model on a 2-core
-#: AVX-512 CPU (benchmarks/bench_tiling.py --sweep): 256 px windows with a
-#: 32 px overlap compute 1.31x the image's pixels (128 px windows: 1.78x)
-#: and match a whole-image pass better (max |tiled - whole| 0.09 vs 0.13,
-#: foreground Dice 0.99995); batches of 4 (~256 k px) keep bf16 activations
-#: in cache, larger batches were slower.
-DEFAULT_WINDOW = 256
+#: Default window edge (px): the 128x128 patches the network is trained on.
+#: With batches of 16 windows and a 32 px overlap, `segment` (instances
+#: included) ran in 0.58x the time of the seed's batched 128 px patches on
+#: 2048x2048 (bf16, 2-core AVX-512 CPU; benchmarks/bench_speed.py);
+#: 256 px windows were a little faster (0.48x, 1.31x recomputed pixels
+#: instead of 1.78x) and stay one option away (``tile_size=256``).
+DEFAULT_WINDOW = 128
 
 #: Arithmetic the network can run in (see :mod:`napari_unet.engine`).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -106,7 +106,7 @@ class PredictionSettings:
 
     tile_size: int | None = None
     overlap: int = 32
-    batch_size: int = 4
+    batch_size: int = 16
     normalize: bool = True
     percentiles: tuple[float, float] | None = None
     normalize_scope: str = "plane"
