@@ -34,7 +34,8 @@ def _spacing(voxel_size) -> tuple[float, float, float]:
 
 
 def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed",
-                 plane_labeller=None) -> np.ndarray:
+                 plane_labeller=None, open_faces: tuple[bool, bool] = (False, False)
+                 ) -> np.ndarray:
     """3D instance labels of one ``(Z, Y, X)`` volume.
 
     Parameters
@@ -52,6 +53,11 @@ def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed
     plane_labeller : callable, optional
         ``f(fg_plane, bnd_plane) -> int32 labels``: the 2D labelling used
         by ``'stitch'``.
+    open_faces : (bool, bool)
+        Whether the volume continues beyond its first / last plane (a slab of
+        a larger volume, :mod:`napari_unet.largescale.volume`). Objects on an
+        open face are never removed as too small here: only the caller knows
+        their whole size.
 
     Returns
     -------
@@ -71,7 +77,7 @@ def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed
         return labels
     if method != "watershed":
         raise ValueError(f"method must be 'watershed' or 'stitch', got {method!r}")
-    return _watershed_3d(fg, bnd, settings, spacing)
+    return _watershed_3d(fg, bnd, settings, spacing, open_faces)
 
 
 def _fill_holes_planes(mask: np.ndarray) -> np.ndarray:
@@ -80,7 +86,14 @@ def _fill_holes_planes(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _watershed_3d(fg, bnd, settings, spacing) -> np.ndarray:
+def _on_open_faces(labels, open_faces) -> np.ndarray:
+    """Ids of the objects touching an open face of the volume."""
+    faces = [labels[0]] if open_faces[0] else []
+    faces += [labels[-1]] if open_faces[1] else []
+    return np.unique(np.concatenate([f.ravel() for f in faces])) if faces else np.zeros(0, int)
+
+
+def _watershed_3d(fg, bnd, settings, spacing, open_faces=(False, False)) -> np.ndarray:
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
@@ -93,7 +106,8 @@ def _watershed_3d(fg, bnd, settings, spacing) -> np.ndarray:
     n = ndi.label(mask, output=labels)
     if n == 0:
         return labels
-    n = _drop_small_and_relabel(labels, _min_volume(settings, spacing))
+    n = _drop_small_and_relabel(labels, _min_volume(settings, spacing),
+                                protect=_on_open_faces(labels, open_faces))
     if n == 0 or not settings.split:
         return labels
     mask = labels > 0
@@ -117,7 +131,7 @@ def _watershed_3d(fg, bnd, settings, spacing) -> np.ndarray:
     # or a notch of a nucleus): flood again without it.
     sizes = np.bincount(out.ravel())
     small = np.flatnonzero(sizes < min_volume)
-    small = small[small > 0]
+    small = np.setdiff1d(small[small > 0], _on_open_faces(out, open_faces))
     if len(small):
         markers[np.isin(markers, small)] = 0
         out = watershed(relief, markers, mask=mask)
@@ -128,7 +142,7 @@ def _watershed_3d(fg, bnd, settings, spacing) -> np.ndarray:
         k = ndi.label(orphan, output=extra)
         if k:
             out[orphan] = extra[orphan] + out.max()
-    _drop_small_and_relabel(out, min_volume)
+    _drop_small_and_relabel(out, min_volume, protect=_on_open_faces(out, open_faces))
     return out
 
 

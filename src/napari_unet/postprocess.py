@@ -244,10 +244,14 @@ def _object_sizes(labels: np.ndarray) -> np.ndarray:
     return sizes
 
 
-def _drop_small_and_relabel(labels: np.ndarray, min_size: int) -> int:
-    """Remove objects under ``min_size`` px and make ids 1..n, in place."""
+def _drop_small_and_relabel(labels: np.ndarray, min_size: int, protect=()) -> int:
+    """Remove objects under ``min_size`` px (except the ids in ``protect``)
+    and make ids 1..n, in place."""
     sizes = _object_sizes(labels)
     keep = sizes >= max(min_size, 1)
+    protect = np.asarray(protect, dtype=np.int64)
+    keep[protect[(protect > 0) & (protect < len(keep))]] = True
+    keep &= sizes > 0
     keep[0] = False
     lut = np.zeros(len(sizes), dtype=labels.dtype)
     n = int(keep.sum())

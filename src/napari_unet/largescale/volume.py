@@ -109,7 +109,7 @@ def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=Non
     import zarr
 
     from ..cancel import Cancelled, is_cancelled
-    from ..postprocess import probabilities_to_labels
+    from ..instances3d import _min_volume, _spacing, label_volume
 
     letters, shape = plan.axes, plan.shape
     zi = letters.index("Z")
@@ -128,7 +128,7 @@ def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=Non
     if progress is not None:
         progress(0, total)
     uf = _UnionFind()
-    bases, named = {}, {}
+    bases, named, sizes_of = {}, {}, {}
     for rest in volumes:
         def index_of(z, rest=rest):
             return rest[:zi] + (z,) + rest[zi:]
@@ -150,10 +150,15 @@ def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=Non
                         progress(done, total)
             probs = np.stack(planes, axis=1)
             del planes
-            labels = probabilities_to_labels(probs, axes="ZYX", info=plan.info,
-                                             settings=plan.labelling)
             fg = probs[plan.info.outputs.index("foreground")
                        if "foreground" in plan.info.outputs else 0]
+            bnd = (probs[plan.info.outputs.index("boundary")]
+                   if "boundary" in plan.info.outputs else None)
+            # Objects on a cut face keep their pieces whatever their size here:
+            # their whole size is only known after the merge (below).
+            labels = label_volume(fg, bnd, plan.labelling,
+                                  voxel_size=plan.labelling.voxel_size,
+                                  open_faces=(lo > 0, hi < nz))
             comps = _foreground_components(fg, plan.labelling)
             del probs, fg
             cut = np.zeros(int(comps.max()) + 1, bool)
@@ -182,6 +187,7 @@ def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=Non
             core = labels[z0 - lo:z1 - lo]
             # Ids seen only in the halo belong to other slabs' cores.
             bases[(rest, z0)] = (base, np.unique(core[core > 0]), n)
+            sizes_of[(rest, z0)] = np.bincount(core.ravel(), minlength=n + 1)
             del comps
             if prev_face is not None:
                 _join_faces(uf, prev_face, (core[0], base, complete))
@@ -192,12 +198,22 @@ def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=Non
             cache.forget_below(z1 - halo)
     if is_cancelled(cancel):
         raise Cancelled("3D labelling cancelled")
+    # The size rule for objects that crossed slab faces, on their whole size
+    # (objects within one slab were already judged there, as in memory).
+    total = {}
+    for key, (base, present, _) in bases.items():
+        for i in present.tolist():
+            root = uf.find(base + i)
+            total[root] = total.get(root, 0) + int(sizes_of[key][i])
+    min_volume = _min_volume(plan.labelling, _spacing(plan.labelling.voxel_size))
     # Sequential ids, in the order objects first appear.
     lut_of, roots, next_id = {}, {}, 1
     for (rest, z0), (base, present, n) in bases.items():
         lut = np.zeros(n + 1, np.int32)
         for i in present.tolist():
             root = uf.find(base + i)
+            if total[root] < min_volume:
+                continue
             if root not in roots:
                 roots[root] = next_id
                 next_id += 1
