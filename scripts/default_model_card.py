@@ -162,7 +162,7 @@ numbers as a sanity check, not a benchmark.
 2D widefield/confocal fluorescence images of nuclei (nuclear stains or nuclear-targeted
 fluorescent proteins), nuclei roughly 15-60 px across, as a starting point for
 segmentation in napari and for fine-tuning (`napari_unet.train(..., model=path)`).
-Stacks and time-lapses are segmented plane by plane.
+Z stacks are predicted plane by plane and labelled as 3D objects; time-lapses frame by frame.
 
 ## Known limits and failure modes
 
