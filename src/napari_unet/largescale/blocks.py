@@ -158,19 +158,31 @@ def label_block(src: Source, plan: Plan, ranges, key, *, data=None, cache=None) 
     outputs = list(plan.info.outputs)
     fg = probs[outputs.index("foreground") if len(outputs) == len(probs)
                and "foreground" in outputs else 0]
-    comps = ndi.label(fg > plan.labelling.threshold)[0]
+    mask = fg > plan.labelling.threshold
+    del probs, fg  # the block's largest array: gone before the bookkeeping below
+    comps = np.empty(mask.shape, np.int32)
+    ndi.label(mask, output=comps)
+    del mask
     edges = [comps[0] if region[0] > 0 else (), comps[-1] if region[1] < h else (),
              comps[:, 0] if region[2] > 0 else (), comps[:, -1] if region[3] < w else ()]
-    cut = np.zeros(int(comps.max()) + 1, bool)
+    cut = np.zeros(int(comps.max(initial=0)) + 1, bool)
     cut[np.concatenate(edges).astype(np.intp)] = True
-    ids = np.unique(core)
-    ids = ids[ids > 0]
-    all_ids, first = np.unique(labels, return_index=True)
-    gy, gx = np.divmod(first[np.searchsorted(all_ids, ids)], labels.shape[1])
-    keys = (gy + region[0]).astype(np.int64) * w + gx + region[2]
-    complete = ndi.maximum(cut[comps].view(np.uint8), labels, ids) == 0 if len(ids) else []
+    # Ids in the core, and each one's first pixel in raster order over the
+    # region: the first row of its bounding box, the first match in that row
+    # (no sort of the whole block, as np.unique(return_index=True) does).
+    ids = np.array([i + 1 for i, box in enumerate(ndi.find_objects(core)) if box is not None],
+                   dtype=np.int32)
+    boxes = ndi.find_objects(labels)
+    first = np.empty((len(ids), 2), np.int64)
+    for n, i in enumerate(ids.tolist()):
+        rows, cols = boxes[i - 1]
+        first[n] = rows.start, cols.start + int(np.argmax(labels[rows.start, cols] == i))
+    keys = (first[:, 0] + region[0]) * w + first[:, 1] + region[2]
+    complete = (ndi.maximum(cut[comps].view(np.uint8), labels, ids) == 0 if len(ids)
+                else np.zeros(0, bool))
+    del comps
     # Sequential local ids: objects cut off by the crop leave gaps.
-    lut = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.int32)
+    lut = np.zeros(len(boxes) + 1, dtype=np.int32)
     lut[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
     core = lut[core]
     keys = np.concatenate([[-1], np.where(complete, keys, -1)]).astype(np.int64)
@@ -269,7 +281,11 @@ def relabel_stored(path, plan, key, table):
     import zarr
 
     arr = zarr.open_array(path, mode="r+")
-    sl = plan.slices(key)
-    arr[sl] = table[arr[sl]]
+    *lead, ys, xs = plan.slices(key)
+    cy, cx = plan.out_chunks or (ys.stop - ys.start, xs.stop - xs.start)
+    for y in range(ys.start, ys.stop, cy):  # chunk by chunk: a chunk's memory, not a block's
+        for x in range(xs.start, xs.stop, cx):
+            sl = (*lead, slice(y, min(ys.stop, y + cy)), slice(x, min(xs.stop, x + cx)))
+            arr[sl] = table[arr[sl]]
 
 
