@@ -96,17 +96,36 @@ class Plan:
 
 
 def plane_range(src: Source, plan: Plan, index) -> np.ndarray:
-    """``(2, C)`` percentiles of one plane from percentile_range's subsample."""
+    """``(2, C)`` percentiles of one plane from percentile_range's subsample.
+
+    The subsample (every ``step``-th pixel in raster order) is gathered tile
+    by tile (the output chunks): percentiles do not depend on the order of
+    the samples, and a tile is far less memory than a band of the plane.
+    """
     h, w = plan.shape[-2:]
     step = -(-h * w // MAX_SAMPLES) if h * w > MAX_SAMPLES else 1
+    th, tw = plan.out_chunks or plan.block
     parts = []
-    for r0 in range(0, h, plan.block[0]):  # one band of block rows at a time
-        band = src.read(index, r0, min(h, r0 + plan.block[0]), 0, w)
-        # A copy: a strided view would keep every band alive until the end.
-        parts.append(band.reshape(-1, band.shape[-1])[(-r0 * w) % step::step].copy())
+    for r0 in range(0, h, th):
+        for c0 in range(0, w, tw):
+            tile = src.read(index, r0, min(h, r0 + th), c0, min(w, c0 + tw))
+            parts.append(_strided_samples(tile, r0 * w + c0, w, step))
     samples = np.concatenate(parts)
     return np.array([percentile_range(samples[:, k], *plan.prediction.percentiles)
                      for k in range(samples.shape[-1])]).T
+
+
+def _strided_samples(tile: np.ndarray, start: int, width: int, step: int) -> np.ndarray:
+    """``(n, C)`` pixels of ``tile`` whose raster index in the plane
+    (``start`` + row * ``width`` + column) is a multiple of ``step``."""
+    if step == 1:
+        return tile.reshape(-1, tile.shape[-1]).copy()
+    rows, cols = tile.shape[:2]
+    first = (-(start + np.arange(rows) * width)) % step  # first sampled column per row
+    counts = np.maximum(0, -(-(cols - first) // step))
+    row = np.repeat(np.arange(rows), counts)
+    k = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return tile[row, np.repeat(first, counts) + step * k]
 
 
 def block_region(plan: Plan, key) -> tuple:
