@@ -159,8 +159,9 @@ class PredictionSettings:
 
         With the plane ``shape`` (Y, X) and the model's down-sampling
         ``multiple``, an unset ``tile_size`` is fitted to the plane (see
-        :func:`fit_window`): a 512 px plane gets three 192 px windows, not
-        three 256 px ones that would compute 2.25x its pixels.
+        :func:`fit_window`): a 100 px plane gets one 112 px window instead of
+        a 128 px one, and ``tile_size=256`` on a 512 px plane three 192 px
+        windows, not three 256 px ones that would compute 2.25x its pixels.
         """
         tile = self.tile_size or max(DEFAULT_WINDOW, int(info.tile_size))
         if self.tile_size is None and shape is not None:

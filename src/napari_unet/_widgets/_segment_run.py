@@ -23,7 +23,7 @@ from ._models import LOAD_ENTRY
 from ._progress import RunState
 from ._results import write_run_result
 
-#: Tiles per network call: small batches keep progress and cancel prompt.
+#: Tiles per network call (the core's default; cancel is checked between batches).
 BATCH_SIZE = PredictionSettings().batch_size
 
 
