@@ -80,9 +80,13 @@ def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed
     return _watershed_3d(fg, bnd, settings, spacing, open_faces)
 
 
-def _fill_holes_planes(mask: np.ndarray) -> np.ndarray:
-    for z in range(mask.shape[0]):
-        mask[z] = ndi.binary_fill_holes(mask[z])
+def foreground_mask(fg, settings) -> np.ndarray:
+    """The voxels 3D objects are made of: foreground above the threshold,
+    holes filled plane by plane (the same rule in memory and out of core)."""
+    mask = np.asarray(fg) > settings.threshold
+    if settings.fill_holes:
+        for z in range(mask.shape[0]):
+            mask[z] = ndi.binary_fill_holes(mask[z])
     return mask
 
 
@@ -99,9 +103,7 @@ def _watershed_3d(fg, bnd, settings, spacing, open_faces=(False, False)) -> np.n
 
     from .postprocess import _drop_small_and_relabel
 
-    mask = fg > settings.threshold
-    if settings.fill_holes:
-        mask = _fill_holes_planes(mask)
+    mask = foreground_mask(fg, settings)
     labels = np.empty(mask.shape, np.int32)
     n = ndi.label(mask, output=labels)
     if n == 0:
