@@ -31,6 +31,8 @@ __all__ = [
     "BlockSettings",
     "LabelSettings",
     "PredictionSettings",
+    "DEFAULT",
+    "TRAINING_DEFAULTS",
     "TRAINING_PRESETS",
     "split_options",
     "voxel_size_tuple",
@@ -46,6 +48,24 @@ TRAINING_PRESETS = {
     "quick": {"epochs": 12, "steps_per_epoch": 15, "batch_size": 8, "patch_size": 128,
               "learning_rate": 1e-3, "patience": None, "time_limit": 140.0},
 }
+
+
+#: :func:`~napari_unet.train`'s own values of the settings a preset can set.
+TRAINING_DEFAULTS = {"epochs": 30, "steps_per_epoch": 100, "batch_size": 8,
+                     "patch_size": 128, "learning_rate": 1e-3, "patience": 8,
+                     "time_limit": None}
+
+
+class _Default:
+    """Marks a :func:`~napari_unet.train` argument the caller did not give:
+    it takes the preset's value, else :data:`TRAINING_DEFAULTS`' (an explicit
+    value, even one equal to the default, always wins)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
 
 
 def training_preset(name: str) -> dict:
