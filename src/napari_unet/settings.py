@@ -31,6 +31,8 @@ __all__ = [
     "BlockSettings",
     "LabelSettings",
     "PredictionSettings",
+    "DEFAULT",
+    "TRAINING_DEFAULTS",
     "TRAINING_PRESETS",
     "split_options",
     "voxel_size_tuple",
@@ -46,6 +48,24 @@ TRAINING_PRESETS = {
     "quick": {"epochs": 12, "steps_per_epoch": 15, "batch_size": 8, "patch_size": 128,
               "learning_rate": 1e-3, "patience": None, "time_limit": 140.0},
 }
+
+
+#: :func:`~napari_unet.train`'s own values of the settings a preset can set.
+TRAINING_DEFAULTS = {"epochs": 30, "steps_per_epoch": 100, "batch_size": 8,
+                     "patch_size": 128, "learning_rate": 1e-3, "patience": 8,
+                     "time_limit": None}
+
+
+class _Default:
+    """Marks a :func:`~napari_unet.train` argument the caller did not give:
+    it takes the preset's value, else :data:`TRAINING_DEFAULTS`' (an explicit
+    value, even one equal to the default, always wins)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
 
 
 def training_preset(name: str) -> dict:
@@ -139,8 +159,9 @@ class PredictionSettings:
 
         With the plane ``shape`` (Y, X) and the model's down-sampling
         ``multiple``, an unset ``tile_size`` is fitted to the plane (see
-        :func:`fit_window`): a 512 px plane gets three 192 px windows, not
-        three 256 px ones that would compute 2.25x its pixels.
+        :func:`fit_window`): a 100 px plane gets one 112 px window instead of
+        a 128 px one, and ``tile_size=256`` on a 512 px plane three 192 px
+        windows, not three 256 px ones that would compute 2.25x its pixels.
         """
         tile = self.tile_size or max(DEFAULT_WINDOW, int(info.tile_size))
         if self.tile_size is None and shape is not None:
