@@ -31,6 +31,7 @@ __all__ = [
     "BlockSettings",
     "LabelSettings",
     "PredictionSettings",
+    "SEMANTIC_DEFAULTS",
     "TRAINING_PRESETS",
     "split_options",
     "voxel_size_tuple",
@@ -46,6 +47,15 @@ TRAINING_PRESETS = {
     "quick": {"epochs": 12, "steps_per_epoch": 15, "batch_size": 8, "patch_size": 128,
               "learning_rate": 1e-3, "patience": None, "time_limit": 140.0},
 }
+
+
+#: What a from-scratch ``train(task="semantic")`` uses for the settings left
+#: at :func:`~napari_unet.train`'s defaults: a few painted planes give little
+#: data per epoch, so short epochs of small batches of 96 px patches and a
+#: higher learning rate (cosine-decayed to the time limit) learn the most per
+#: CPU second; ``benchmarks/bench_semantic.py`` measures them.
+SEMANTIC_DEFAULTS = {"steps_per_epoch": 40, "batch_size": 4, "patch_size": 96,
+                     "learning_rate": 2e-3}
 
 
 def training_preset(name: str) -> dict:
