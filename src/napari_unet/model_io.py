@@ -220,7 +220,7 @@ def read_model_info(path) -> ModelInfo | None:
     from .bioimageio.package import is_bioimageio_package
 
     if is_bioimageio_package(path):
-        from .bioimageio.package import read_bioimageio_info
+        from .bioimageio.description import read_bioimageio_info
 
         return read_bioimageio_info(path)
     path = _check_file(path)

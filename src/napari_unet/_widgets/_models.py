@@ -141,7 +141,8 @@ def check_trainable(path) -> None:
     ModelFileError
         With the reason and what to use instead.
     """
-    from ..bioimageio.package import is_bioimageio_package, open_package, read_package_model
+    from ..bioimageio.description import read_package_model
+    from ..bioimageio.package import is_bioimageio_package, open_package
 
     if not is_bioimageio_package(path):
         return

@@ -17,7 +17,7 @@ from importlib import import_module
 _EXPORTS = {
     "export_bioimageio": "export",
     "load_bioimageio": "importer",
-    "read_bioimageio_info": "package",
+    "read_bioimageio_info": "description",
     "is_bioimageio_package": "package",
     "PACKAGE_FILE_FILTER": "package",
 }

@@ -25,15 +25,14 @@ import zipfile
 from pathlib import Path
 
 from ..model_io import ModelFileError, ModelInfo
+from .description import PackageModel, read_package_model
 from .package import (
     MAX_MEMBER_BYTES,
     Package,
-    PackageModel,
     _copy_limited,
     check_zip_members,
     is_bioimageio_package,
     open_package,
-    read_package_model,
 )
 
 

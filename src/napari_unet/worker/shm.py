@@ -9,7 +9,7 @@ the receiver turns descriptors back into arrays. Small arrays (under
 Lifecycle (who unlinks what): the **client** creates the segments of a
 job's inputs and unlinks them when the job ends, however it ends; the
 **worker** creates the segments of a job's results under names the client
-chose (``<prefix>o<k>``), the client copies them out and unlinks them, and
+chose (``<prefix>o<k>``), the client maps (or copies) them and unlinks them, and
 if the worker died before handing them over, the client removes every
 segment under that prefix (:func:`remove_prefix`). Nothing is left in
 ``/dev/shm`` after a job.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import mmap
 import os
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -124,11 +125,21 @@ def attach(obj, segments: Segments):
 
 
 def fetch(obj):
-    """``obj`` with every :class:`SharedArray` copied out, its segment unlinked."""
+    """``obj`` with every :class:`SharedArray` turned into an array of its own,
+    its segment unlinked.
+
+    Where segments are files in ``/dev/shm`` (Linux), the array maps the
+    segment's pages directly and its name is removed at once: no copy (the
+    pages are freed when the array is), which is half the data movement of a
+    run. Elsewhere the array is a copy.
+    """
 
     def leaf(value):
         if not isinstance(value, SharedArray):
             return value
+        path = os.path.join(_SHM_FOLDER, value.name.lstrip("/"))
+        if os.path.isdir(_SHM_FOLDER) and os.path.exists(path):
+            return _map_and_unlink(path, value)
         shm = shared_memory.SharedMemory(name=value.name)
         try:
             view = np.ndarray(value.shape, np.dtype(value.dtype), buffer=shm.buf)
@@ -140,6 +151,22 @@ def fetch(obj):
         return out
 
     return _walk(obj, leaf)
+
+
+def _map_and_unlink(path: str, ref: SharedArray) -> np.ndarray:
+    """A writable array over the segment file at ``path``, whose name is gone."""
+    dtype = np.dtype(ref.dtype)
+    nbytes = int(np.prod(ref.shape, dtype=np.int64)) * dtype.itemsize
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if nbytes == 0:
+            return np.zeros(ref.shape, dtype)
+        buffer = mmap.mmap(fd, nbytes)  # MAP_SHARED: the worker's pages, not a copy
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return np.ndarray(ref.shape, dtype, buffer=buffer)
 
 
 def remove(name: str) -> bool:
