@@ -21,7 +21,7 @@ a time limit is passed, as ``napari-unet train --task semantic --from scratch
 --time-limit 270`` does): strong augmentation, cross-entropy + per-class soft
 Dice with rare-class weights, class-balanced patches, and the from-scratch
 semantic settings of :data:`napari_unet.settings.SEMANTIC_DEFAULTS` (96-px
-patches, batch 4, epochs of 40 steps, learning rate 2e-3 with the loop's
+patches, batch 4, up to 100 epochs of 40 steps, learning rate 2e-3 with the loop's
 cosine decay to the time limit); early stopping waits for half of the run.
 Time limits: 270 s for the 3-class run, so that compilation and the last
 epoch stay within 5 minutes; 150 s for each one-class run:

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
                          "corrected image within 3 minutes on 2 CPU cores "
                          f"({_describe(TRAINING_PRESETS['quick'])}); flags given override it")
     # Defaults None: an unset flag takes the preset's value, else train()'s default.
-    tr.add_argument("--epochs", type=positive_int, help="(default 30)")
+    tr.add_argument("--epochs", type=positive_int, help="(default 30; semantic from scratch 100)")
     tr.add_argument("--steps", type=positive_int,
                     help="steps per epoch (default 100; semantic from scratch 40)")
     tr.add_argument("--batch-size", type=positive_int,

@@ -288,10 +288,9 @@ def train(
     chosen = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
                   patch_size=patch_size, learning_rate=learning_rate, patience=patience,
                   time_limit=time_limit)
-    defaults = inspect.signature(train).parameters
 
     def fill(values):  # settings left at train()'s defaults take these values
-        chosen.update({k: v for k, v in values.items() if chosen[k] == defaults[k].default})
+        chosen.update({k: v for k, v in values.items() if chosen[k] == _DEFAULTS[k]})
 
     if preset is not None:
         fill(training_preset(preset))
@@ -481,6 +480,10 @@ def train(
     dataset = _patch_dataset(sampler, steps_per_epoch, batch_size, rng)
     net.fit(dataset, epochs=epochs, verbose=0, callbacks=[monitor])
     return monitor.finish()
+
+
+# train()'s own defaults, read once (a wrapper may later replace the name).
+_DEFAULTS = {k: p.default for k, p in inspect.signature(train).parameters.items()}
 
 
 def _uncompiled_copy(model, weights: bool = False):
