@@ -1,7 +1,9 @@
 """Held-out evaluation images for the confidence and annotator benchmarks.
 
-* mnfinder 1.2.3 ``validation-data/`` (never trained on; it only chose the
-  shipped model's best epoch), read from the pinned wheel with
+* mnfinder 1.2.3 ``validation-data/`` (never trained on; it chose the
+  shipped model's best epoch and its post-processing defaults — distance
+  threshold, minimum size — so it is not independent of that selection),
+  read from the pinned wheel with
   ``scripts/fit_confidence.py``'s reader;
 * a **dense** set synthesized from those validation images: their whole
   nuclei (pixels and masks), randomly rotated and flipped, packed onto a

@@ -3,6 +3,7 @@
 Run::
 
     python benchmarks/bench_accuracy.py [--model A.keras --model B.keras] [--json out.json]
+    python benchmarks/bench_accuracy.py --label distance_threshold=0.6 --label merge_ratio=0.4
 
 Datasets (all held out from training; mnfinder ``test-data/`` is never read):
 
@@ -16,7 +17,8 @@ For every dataset and method (each ``--model``, default the shipped model,
 and ``napari_unet.otsu_watershed``) it prints F1 at IoU 0.5, the mean F1
 over IoU 0.5-0.9, merges, splits and foreground Dice, pooled over the
 dataset's images (``napari_unet.evaluate``). Models run through
-``napari_unet.segment`` with their default settings.
+``napari_unet.segment`` with their default settings, or with the
+post-processing settings given by ``--label`` (fields of ``LabelSettings``).
 """
 
 from __future__ import annotations
@@ -57,16 +59,19 @@ def datasets(cache_dir: Path) -> dict:
     return out
 
 
-def score_methods(data: dict, model_paths) -> dict:
-    """``{dataset: {method: napari_unet.evaluate(...)}}``."""
+def score_methods(data: dict, model_paths, label_options=None) -> dict:
+    """``{dataset: {method: napari_unet.evaluate(...)}}``; ``label_options``
+    (``LabelSettings`` fields) override the models' post-processing defaults."""
     import napari_unet as nu
+
+    opts = dict(label_options or {})
 
     methods = {}
     for path in model_paths:
         model, info = (nu.load_model(path, with_info=True) if path
                        else nu.load_model(with_info=True))
         methods[str(path or "shipped default")] = (
-            lambda im, m=model, i=info: nu.segment(im, m, info=i))
+            lambda im, m=model, i=info: nu.segment(im, m, info=i, **opts))
     methods["otsu_watershed"] = nu.otsu_watershed
     return {name: {m: nu.evaluate([fn(im) for im in images], labels)
                    for m, fn in methods.items()}
@@ -80,9 +85,18 @@ def main(argv=None):
     parser.add_argument("--cache-dir", type=Path,
                         default=Path.home() / ".cache" / "napari-unet" / "wheels")
     parser.add_argument("--json", type=Path, help="also write the scores here")
+    parser.add_argument("--label", action="append", default=[], metavar="FIELD=VALUE",
+                        help="post-processing setting (LabelSettings field) for the models, "
+                             "e.g. distance_threshold=0.6 (repeat for several)")
     args = parser.parse_args(argv)
+    label_options = {}
+    for item in args.label:
+        field, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--label {item!r}: expected FIELD=VALUE")
+        label_options[field] = json.loads(value)
 
-    scores = score_methods(datasets(args.cache_dir), args.model or [None])
+    scores = score_methods(datasets(args.cache_dir), args.model or [None], label_options)
     print(f"{'dataset':11s} {'method':42s} {'F1@0.5':>7s} {'meanF1':>7s} {'merges':>7s} "
           f"{'splits':>7s} {'Dice':>6s} {'nuclei':>7s}")
     for name, per in scores.items():

@@ -2,11 +2,15 @@
 """Build the held-out dense and sparse nuclei evaluation sets.
 
     python scripts/make_dense_eval.py            # -> data/dense_eval/{dense,sparse}/
+    python scripts/make_dense_eval.py --source training --output data/dense_tune
 
 Both sets are assembled from the annotated nuclei of mnfinder 1.2.3's
 ``validation-data/`` (read from the pinned wheel, see
 ``scripts/train_default_model.py``); no training step sees these images.
-``test-data/`` is never read. For each validation image:
+``test-data/`` is never read. ``--source training`` builds the same kind of
+sets from ``training-data/`` nuclei instead: a *tuning* set on which
+post-processing parameters may be selected, so that the held-out sets are
+only ever used to report. For each source image:
 
 1. a clean background canvas is made: nucleus pixels (dilated 4 px) are
    replaced by pixels drawn at random from the image's own background;
@@ -173,12 +177,15 @@ def main(argv=None) -> None:
     parser.add_argument("--cache-dir", type=Path,
                         default=Path.home() / ".cache" / "napari-unet" / "wheels")
     parser.add_argument("--output", type=Path, default=ROOT / "data" / "dense_eval")
+    parser.add_argument("--source", choices=("validation", "training"), default="validation",
+                        help="mnfinder split whose nuclei are used (training: a tuning set)")
     args = parser.parse_args(argv)
     tdm = _train_script()
     wheel_path = tdm.fetch_wheel(args.cache_dir)
+    split = f"{args.source}-data"
     with zipfile.ZipFile(wheel_path) as wheel:
-        images, labels, names, _ = tdm.read_split(wheel, "validation-data")
-    manifest = {"source": f"mnfinder 1.2.3 validation-data (wheel sha256 {tdm.SHA256})",
+        images, labels, names, _ = tdm.read_split(wheel, split)
+    manifest = {"source": f"mnfinder 1.2.3 {split} (wheel sha256 {tdm.SHA256})",
                 "built_by": "scripts/make_dense_eval.py", "sets": {}}
     for kind in ("dense", "sparse"):
         (args.output / kind / "images").mkdir(parents=True, exist_ok=True)

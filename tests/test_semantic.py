@@ -175,6 +175,9 @@ def test_export_writes_class_names_that_training_reads(tmp_path):
                      classes=["x", "y"])
     with pytest.raises(ValueError, match="only 1 classes"):
         export_pairs(image, labels, tmp_path / "b", name="s", classes=["organ"])
+    with pytest.raises(ValueError, match="holds class labels"):  # instances among classes
+        export_pairs(image, labels, tmp_path, name="instances", regions=[Region((1,))])
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["stack_0000.tif"]
 
 
 # -- prediction ---------------------------------------------------------------

@@ -204,3 +204,18 @@ def test_early_stopping_waits_for_patience_after():
 
     assert stopped(0.0) == "early_stopping"
     assert stopped(0.5) == "completed"  # 2 of 10 planned steps: too early to stop
+
+
+def test_given_values_beat_the_preset_even_when_equal_to_the_defaults(pairs):
+    """The preset fills only what was not given: an explicit ``time_limit=None``
+    (no limit) and ``patience=8`` (train's own default) are kept."""
+    images, labels = zip(*pairs, strict=True)
+    result = train(list(images), list(labels), preset="quick", epochs=2, steps_per_epoch=1,
+                   time_limit=None, patience=8, **FAST)
+    training = result.info.training
+    assert training["max_epochs"] == 2 and training["steps_per_epoch"] == 1
+    assert training["time_limit"] is None and training["preset"] == "quick"
+    # Not given: the preset's values.
+    plain = train(list(images), list(labels), preset="quick", epochs=1, steps_per_epoch=1,
+                  **FAST)
+    assert plain.info.training["time_limit"] == 140.0

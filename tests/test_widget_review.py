@@ -172,3 +172,18 @@ def test_dock_fills_the_review_after_runs_and_relabels(make_napari_viewer, qtbot
     assert label is not None and layer.selected_label == label
     box = widget.review.result.boxes[label]
     assert (layer.data[tuple(slice(a, b) for a, b in box)] == label).any()
+
+    # Reviewed marks are the user's work: new settings no longer re-label the
+    # layer (a warning says so), and Run writes a new layer instead.
+    warnings = []
+    monkeypatch.setattr(_notify, "show_warning", warnings.append)
+    widget.review.mark_reviewed()
+    before = layer.data.copy()
+    assert layer.features["reviewed"].sum() == 1
+    widget.threshold.value = 0.5
+    qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT)
+    assert "reviewed" in warnings[-1] and np.array_equal(layer.data, before)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy and "nuclei labels [2]" in viewer.layers,
+                    timeout=TIMEOUT)
+    assert np.array_equal(layer.data, before) and layer.features["reviewed"].sum() == 1

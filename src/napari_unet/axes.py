@@ -270,3 +270,14 @@ def channel_axis_between(image_shape, label_shape, *, axes=None, rgb: bool = Fal
             return axis
     raise ValueError(f"the image {image_shape} and the labels {label_shape} do not have the "
                      "same shape (a channel axis aside)")
+
+
+def voxel_size_from_scale(letters: str, scale) -> tuple[float, float, float] | None:
+    """The ``(Z, Y, X)`` voxel size in a per-axis ``scale`` (a file's
+    calibration, a napari layer's ``scale``) for axes ``letters`` with a Z
+    axis; None without Z, or when the scale does not fit the axes or is not
+    positive."""
+    if scale is None or "Z" not in letters or len(scale) != len(letters):
+        return None
+    size = tuple(abs(float(scale[letters.index(a)])) for a in "ZYX")
+    return size if min(size) > 0 else None

@@ -190,6 +190,10 @@ def export_pairs(
         manifest["classes"] = classes
         if class_colors is not None:
             manifest["class_colors"] = [str(c) for c in class_colors]
+    elif manifest.get("classes"):
+        # Instance ids among class labels would train as classes.
+        raise ValueError(f"{folder} holds class labels ({', '.join(manifest['classes'])}); "
+                         "export instance labels into another folder.")
     for sub in ("images", "masks") + (("counted",) if counted is not None else ()):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     name = safe_name(name)

@@ -51,8 +51,8 @@ def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed
         ``(Z, Y, X)`` voxel size, any unit; None: isotropic.
     method : {'watershed', 'stitch'}
     plane_labeller : callable, optional
-        ``f(fg_plane, bnd_plane) -> int32 labels``: the 2D labelling used
-        by ``'stitch'``.
+        ``f(fg_plane, bnd_plane, z) -> int32 labels``: the 2D labelling of
+        plane ``z`` used by ``'stitch'``.
     open_faces : (bool, bool)
         Whether the volume continues beyond its first / last plane (a slab of
         a larger volume, :mod:`napari_unet.largescale.volume`). Objects on an
@@ -68,7 +68,7 @@ def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed
         raise ValueError(f"expected a (Z, Y, X) volume, got shape {fg.shape}")
     spacing = _spacing(voxel_size)
     if method == "stitch":
-        planes = [plane_labeller(fg[z], None if bnd is None else bnd[z])
+        planes = [plane_labeller(fg[z], None if bnd is None else bnd[z], z)
                   for z in range(fg.shape[0])]
         labels = stitch_planes(np.stack(planes), settings.stitch_threshold)
         from .postprocess import _drop_small_and_relabel
@@ -80,9 +80,13 @@ def label_volume(fg, bnd, settings, *, voxel_size=None, method: str = "watershed
     return _watershed_3d(fg, bnd, settings, spacing, open_faces)
 
 
-def _fill_holes_planes(mask: np.ndarray) -> np.ndarray:
-    for z in range(mask.shape[0]):
-        mask[z] = ndi.binary_fill_holes(mask[z])
+def foreground_mask(fg, settings) -> np.ndarray:
+    """The voxels 3D objects are made of: foreground above the threshold,
+    holes filled plane by plane (the same rule in memory and out of core)."""
+    mask = np.asarray(fg) > settings.threshold
+    if settings.fill_holes:
+        for z in range(mask.shape[0]):
+            mask[z] = ndi.binary_fill_holes(mask[z])
     return mask
 
 
@@ -99,9 +103,7 @@ def _watershed_3d(fg, bnd, settings, spacing, open_faces=(False, False)) -> np.n
 
     from .postprocess import _drop_small_and_relabel
 
-    mask = fg > settings.threshold
-    if settings.fill_holes:
-        mask = _fill_holes_planes(mask)
+    mask = foreground_mask(fg, settings)
     labels = np.empty(mask.shape, np.int32)
     n = ndi.label(mask, output=labels)
     if n == 0:

@@ -116,7 +116,7 @@ def probabilities_to_labels(
         return plane(())
     letters = _spatial_letters(axes, len(spatial))
     if "Z" in letters and settings.mode == "instance" and settings.instances != "2d":
-        return _label_volumes(fg_prob, bnd_prob, letters, settings, cancel)
+        return _label_volumes(fg_prob, bnd_prob, letters, settings, cancel, dist_prob)
     out = np.zeros(spatial, dtype=dtype)
     offset = 0
     for index in np.ndindex(*spatial[:-2]):
@@ -170,7 +170,7 @@ def _spatial_letters(axes, ndim: int) -> str:
     return letters
 
 
-def _label_volumes(fg_prob, bnd_prob, letters, settings, cancel) -> np.ndarray:
+def _label_volumes(fg_prob, bnd_prob, letters, settings, cancel, dist_prob=None) -> np.ndarray:
     """3D labels of each Z volume (one per T frame), ids unique over all."""
     from .instances3d import label_volume
 
@@ -185,10 +185,21 @@ def _label_volumes(fg_prob, bnd_prob, letters, settings, cancel) -> np.ndarray:
         index = rest[:z] + (slice(None),) + rest[z:]
         labels = label_volume(fg_prob[index], None if bnd_prob is None else bnd_prob[index],
                               settings, voxel_size=settings.voxel_size, method=method,
-                              plane_labeller=lambda f, b: _label_plane(f, b, settings))
+                              plane_labeller=_stitch_planes_labeller(
+                                  settings, None if dist_prob is None else dist_prob[index]))
         offset = offset_ids(labels, offset)
         out[index] = labels
     return out
+
+
+def _stitch_planes_labeller(settings, dist_volume):
+    """The 2D labelling of each plane for IoU stitching: the same as per-plane
+    labels, the learned distance included (``instances='2d'``)."""
+
+    def label(fg, bnd, z):
+        return _label_plane(fg, bnd, settings, None if dist_volume is None else dist_volume[z])
+
+    return label
 
 
 def offset_ids(labels: np.ndarray, offset: int) -> int:

@@ -31,7 +31,9 @@ __all__ = [
     "BlockSettings",
     "LabelSettings",
     "PredictionSettings",
+    "DEFAULT",
     "SEMANTIC_DEFAULTS",
+    "TRAINING_DEFAULTS",
     "TRAINING_PRESETS",
     "split_options",
     "voxel_size_tuple",
@@ -49,8 +51,26 @@ TRAINING_PRESETS = {
 }
 
 
-#: What a from-scratch ``train(task="semantic")`` uses for the settings left
-#: at :func:`~napari_unet.train`'s defaults: a few painted planes give little
+#: :func:`~napari_unet.train`'s own values of the settings a preset can set.
+TRAINING_DEFAULTS = {"epochs": 30, "steps_per_epoch": 100, "batch_size": 8,
+                     "patch_size": 128, "learning_rate": 1e-3, "patience": 8,
+                     "time_limit": None}
+
+
+class _Default:
+    """Marks a :func:`~napari_unet.train` argument the caller did not give:
+    it takes the preset's value, else :data:`TRAINING_DEFAULTS`' (an explicit
+    value, even one equal to the default, always wins)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
+#: What a from-scratch ``train(task="semantic")`` uses for the settings
+#: not given to :func:`~napari_unet.train`: a few painted planes give little
 #: data per epoch, so short epochs of small batches of 96 px patches and a
 #: higher learning rate (cosine-decayed to the time limit) learn the most per
 #: CPU second, and enough epochs that a time limit, not the epoch count,
@@ -151,8 +171,9 @@ class PredictionSettings:
 
         With the plane ``shape`` (Y, X) and the model's down-sampling
         ``multiple``, an unset ``tile_size`` is fitted to the plane (see
-        :func:`fit_window`): a 512 px plane gets three 192 px windows, not
-        three 256 px ones that would compute 2.25x its pixels.
+        :func:`fit_window`): a 100 px plane gets one 112 px window instead of
+        a 128 px one, and ``tile_size=256`` on a 512 px plane three 192 px
+        windows, not three 256 px ones that would compute 2.25x its pixels.
         """
         tile = self.tile_size or max(DEFAULT_WINDOW, int(info.tile_size))
         if self.tile_size is None and shape is not None:

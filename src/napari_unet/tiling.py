@@ -154,30 +154,47 @@ class WindowCache:
     """Window predictions shared by neighbouring regions of one plane.
 
     Out of core, blocks plus their halo overlap, so the same windows touch
-    several blocks. Given, for each window, the number of the last region
-    (in processing order) that needs it, the cache keeps a window's
-    prediction from its first use to its last, and no longer: each window
-    is computed once, and memory holds only the windows along the faces of
-    blocks still to come (a few rows of windows).
+    several blocks. Given, for each window, the regions (numbered in
+    processing order, with their ``(y0, y1, x0, x1)`` boxes) that need it,
+    the cache keeps a window's prediction from its first use to its last,
+    and no longer, and only the part of it that later regions cover: each
+    window is computed once, and memory holds only the parts of windows
+    along the faces of regions still to come (a few rows of windows).
     """
 
-    def __init__(self, last_use: dict):
-        self._last_use = last_use
+    def __init__(self, uses: dict):
+        self._uses = uses  # (i, j) -> [(region number, region box), ...]
+        self._last_use = {ij: max(n for n, _ in u) for ij, u in uses.items()}
         self._store: dict = {}
         self.region = 0
 
     def get(self, ij):
+        """``(prediction, (dy, dx))``: the kept part of the window and its
+        offset in the window, or None."""
         return self._store.get(ij)
 
-    def offer(self, ij, pred: np.ndarray) -> None:
-        if self._last_use.get(ij, -1) > self.region:
-            self._store[ij] = np.array(pred)  # a copy: not a view of the whole batch
+    def offer(self, ij, pred: np.ndarray, start: tuple[int, int] = (0, 0)) -> None:
+        """Keep the part of window ``ij`` (at global ``start``) that later regions need."""
+        later = [box for n, box in self._uses.get(ij, ()) if n > self.region]
+        if not later:
+            return
+        (y, x), (th, tw) = start, pred.shape[:2]
+        a0 = max(0, min(b[0] for b in later) - y)
+        a1 = min(th, max(b[1] for b in later) - y)
+        c0 = max(0, min(b[2] for b in later) - x)
+        c1 = min(tw, max(b[3] for b in later) - x)
+        # A copy: not a view of the whole batch.
+        self._store[ij] = (np.array(pred[a0:a1, c0:c1]), (a0, c0))
 
     def advance(self) -> None:
         """The current region is done: forget windows no later region needs."""
         self._store = {ij: p for ij, p in self._store.items()
                        if self._last_use[ij] > self.region}
         self.region += 1
+
+    def nbytes(self) -> int:
+        """Memory held by the kept predictions."""
+        return sum(p.nbytes for p, _ in self._store.values())
 
     def __len__(self) -> int:
         return len(self._store)
@@ -308,18 +325,20 @@ def predict_region(
                  for i, j in batch_windows]
         return apply_range(np.stack(tiles), lo, hi)
 
-    def blend(batch_windows, pred, store: bool = True) -> None:
-        for (i, j), p in zip(batch_windows, pred, strict=True):
+    def blend(batch_windows, pred, offsets=None) -> None:
+        # ``offsets``: cached windows are the parts from (dy, dx) on.
+        for k, ((i, j), p) in enumerate(zip(batch_windows, pred, strict=True)):
             if keep is not None and (i, j) not in keep:
                 continue
             # The part of the window inside the region, in window coordinates.
             a0, a1 = max(y0, ys[i]) - ys[i], min(y1, ys[i] + tile_size) - ys[i]
             c0, c1 = max(x0, xs[j]) - xs[j], min(x1, xs[j] + tile_size) - xs[j]
+            dy, dx = offsets[k] if offsets is not None else (0, 0)
             w2d = wy[i][a0:a1, None] * wx[j][None, c0:c1]
             acc[:, ys[i] + a0 - y0:ys[i] + a1 - y0, xs[j] + c0 - x0:xs[j] + c1 - x0] += (
-                np.moveaxis(p[a0:a1, c0:c1], -1, 0) * w2d)
-            if store and cache is not None and keep is None:
-                cache.offer((i, j), p)
+                np.moveaxis(p[a0 - dy:a1 - dy, c0 - dx:c1 - dx], -1, 0) * w2d)
+            if offsets is None and cache is not None and keep is None:
+                cache.offer((i, j), p, (int(ys[i]), int(xs[j])))
 
     precision = engine.resolve_precision(precision)
     acc = out
@@ -327,8 +346,8 @@ def predict_region(
         acc[...] = 0
     if cached:
         if acc is None:
-            acc = np.zeros((cached[0][1].shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
-        blend([ij for ij, _ in cached], [p for _, p in cached], store=False)
+            acc = np.zeros((cached[0][1][0].shape[-1], y1 - y0, x1 - x0), dtype=np.float32)
+        blend([ij for ij, _ in cached], [p for _, (p, _) in cached], [o for _, (_, o) in cached])
     # A pipeline: while TensorFlow computes batch k (it releases the GIL),
     # one thread reads and normalizes batch k + 1 and another blends batch
     # k - 1. Blending stays in batch order, so results do not depend on timing.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..axes import axes_from_names, channel_axis_from_names, default_axes
+from ..axes import axes_from_names, channel_axis_from_names, default_axes, voxel_size_from_scale
 from ..scope import Scope, whole_scope
 
 SCOPES = ("whole layer", "current slice", "visible region")
@@ -171,13 +171,9 @@ def label_axes_choices(layer, axis: int | None) -> list[tuple[str, str]]:
 
 def voxel_size(layer, axis: int | None, letters: str) -> tuple[float, float, float] | None:
     """``(Z, Y, X)`` voxel size from the layer's scale, for label axes with Z."""
-    if layer is None or "Z" not in letters:
+    if layer is None:
         return None
-    scale = [float(s) for s in layer_geometry(layer, axis)["scale"]]
-    if len(scale) != len(letters):
-        return None
-    size = tuple(abs(scale[letters.index(a)]) for a in "ZYX")
-    return size if min(size) > 0 else None
+    return voxel_size_from_scale(letters, layer_geometry(layer, axis)["scale"])
 
 
 # --------------------------------------------------------------------------

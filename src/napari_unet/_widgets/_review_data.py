@@ -97,6 +97,12 @@ def table(layer) -> dict[str, np.ndarray]:
             "reviewed": np.zeros(0, bool)}
 
 
+def has_reviewed(layer) -> bool:
+    """Whether the user marked any object of the layer reviewed: such a
+    layer is never re-labelled or overwritten, like a hand-edited one."""
+    return bool(table(layer)["reviewed"].any())
+
+
 def merge(layer, boxes: dict, measured: Measured) -> None:
     """Write ``measured`` into the layer's features and ``boxes`` (GUI thread).
 

@@ -24,11 +24,12 @@ class SegmentRelabel:
         params = self._params()
         if params == result.params:
             return
-        if result.tracker.edited:
+        if result.tracker.edited or _review_data.has_reviewed(result.layer):
             if result.warned_version != result.tracker.version:
                 result.warned_version = result.tracker.version
+                what = "hand edits" if result.tracker.edited else "objects marked reviewed"
                 _notify.show_warning(
-                    f"'{result.layer.name}' has hand edits, so the new settings were not "
+                    f"'{result.layer.name}' has {what}, so the new settings were not "
                     "applied to it. Press Run to write a new layer, or tick 'keep my edits' "
                     "to re-predict around your edits.")
             return

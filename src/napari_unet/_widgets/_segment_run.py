@@ -23,7 +23,7 @@ from ._models import LOAD_ENTRY
 from ._progress import RunState
 from ._results import write_run_result
 
-#: Tiles per network call: small batches keep progress and cancel prompt.
+#: Tiles per network call (the core's default; cancel is checked between batches).
 BATCH_SIZE = PredictionSettings().batch_size
 
 
@@ -92,21 +92,27 @@ class SegmentRuns:
         # Read in the worker client's thread: a lazy layer may come from disk.
         request = SegmentRequest(str(model_path), Slice(data, index), crop=region.crop,
                                  plane=plane, **tiling)
-        target = self._target_for(image, axis, region)
+        target = self._target_for(image, axis, region, params)
         job = _job.Job(model_path, region, params, request,
                        existing=None if target is None else target.layer.data,
                        edits=target.tracker.snapshot() if target and target.tracker.edited
                        else None)
         return job, target, image
 
-    def _target_for(self, image, axis, region):
+    def _target_for(self, image, axis, region, params):
         """The result layer a run writes into, or None for a new layer.
 
         An edited layer is only written into when "keep my edits" is ticked;
-        otherwise the run creates "<image> labels [2]".
+        otherwise the run creates "<image> labels [2]". A layer with objects
+        marked reviewed, or of another kind (class labels vs instances),
+        always gets a new layer: nothing the user marked is reset.
         """
         result = self._result_for(image)
         if result is None or result.layer.data.shape != _layers.label_shape(image, axis):
+            return None
+        if result.params.get("mode") != params.get("mode"):
+            return None
+        if _review_data.has_reviewed(result.layer):
             return None
         if result.tracker.edited and not self.keep_edits.value:
             return None

@@ -313,6 +313,13 @@ class TrainWidget(DockWidget):
                           f"{img.name} + {lab.name}"))
         if not self._folders and not pairs:
             raise ExportError("no training data: add a dataset folder or select a layer pair.")
+        reviewed = [lab.name for _, lab in self.layer_pairs.value
+                    if lab in self._viewer.layers and "reviewed" in lab.features
+                    and np.asarray(lab.features["reviewed"], bool).any()]
+        if reviewed:  # Layer pairs train on whole layers: say how to train on less.
+            show_info(f"Training on the whole of {', '.join(reviewed)}. To train only on "
+                      "the objects you reviewed or corrected, export them with 'what counts: "
+                      "reviewed and corrected regions' and add that dataset folder instead.")
         model = self.start_model.value
         if model in (None, LOAD_ENTRY):
             raise ExportError("choose a model to start from.")

@@ -273,6 +273,7 @@ def _write_cover(target: Path, image: np.ndarray, probs: np.ndarray, info: Model
 def model_card(info: ModelInfo) -> str:
     """A Markdown model card generated from a model's metadata."""
     training = info.training if isinstance(info.training, dict) else {}
+    kind = "softmax class" if len(info.classes or []) > 1 else "sigmoid"
     lines = [
         f"# Model card: {info.name}", "",
         info.description or "A U-Net trained or fine-tuned with napari-unet.", "",
@@ -281,7 +282,7 @@ def model_card(info: ModelInfo) -> str:
         f"filters, depth {info.depth}, 3x3 ReLU convolutions, 'same' padding.",
         f"* Input: {info.in_channels} channel(s), normalized per image and channel to the "
         f"{info.percentiles[0]:g}th/{info.percentiles[1]:g}th percentiles.",
-        f"* Outputs (sigmoid probabilities): {', '.join(info.outputs)}.",
+        f"* Outputs ({kind} probabilities): {', '.join(info.outputs)}.",
         f"* Post-processing in napari-unet: thresholds {info.thresholds}, minimum object "
         f"size {info.min_size} px.",
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..axes import voxel_size_from_scale
 from ..settings import DEFAULT_WINDOW, PRECISIONS, PredictionSettings
 from ._common import (
     TIFF_SUFFIXES,
@@ -127,14 +128,6 @@ def file_axes(letters: str, ndim: int) -> str | None:
         return None
 
 
-def file_voxel_size(axes: str, scale) -> tuple | None:
-    """The file's ``(Z, Y, X)`` calibration for a stack with a Z axis, else None."""
-    if scale is None or "Z" not in axes or len(scale) != len(axes):
-        return None
-    size = tuple(float(scale[axes.index(a)]) for a in "ZYX")
-    return size if min(size) > 0 else None
-
-
 def read_input(path: Path):
     """``(array, axes or None, scale or None, unit or None)``; zarr stays lazy."""
     if is_zarr(path):
@@ -199,7 +192,7 @@ def run(args) -> int:
         axes = resolved_axes(path, data, args.axes, axes)
         options = dict(info=info, axes=axes, channels=args.channel,
                        instances=args.instances,
-                       voxel_size=args.voxel_size or file_voxel_size(axes, scale),
+                       voxel_size=args.voxel_size or voxel_size_from_scale(axes, scale),
                        mode="semantic" if args.semantic else None,
                        threshold=args.threshold, min_size=args.min_size,
                        tile_size=args.tile_size, overlap=args.overlap,

@@ -344,14 +344,13 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
     pred = plan.prediction
     caches = {}
     if not plan.blocks.exact:  # exact runs batch like the in-memory path instead
-        last_use: dict = {}
+        uses: dict = {}  # plane index -> window -> [(block number, region)]
         for n, key in enumerate(keys):
             region = block_region(plan, key)[0]
+            plane = uses.setdefault(key[:-2], {})
             for ij in region_windows(region, plan.shape[-2:], pred.tile_size, pred.overlap):
-                last_use[(key[:-2],) + ij] = n
-        for index in {key[:-2] for key in keys}:
-            mine = {k[1:]: n for k, n in last_use.items() if k[0] == index}
-            caches[index] = _PlaneCache(WindowCache(mine))
+                plane.setdefault(ij, []).append((n, region))
+        caches = {index: _PlaneCache(WindowCache(mine)) for index, mine in uses.items()}
     metas = []
     if progress is not None:
         progress(0, len(keys))

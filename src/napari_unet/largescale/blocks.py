@@ -96,17 +96,36 @@ class Plan:
 
 
 def plane_range(src: Source, plan: Plan, index) -> np.ndarray:
-    """``(2, C)`` percentiles of one plane from percentile_range's subsample."""
+    """``(2, C)`` percentiles of one plane from percentile_range's subsample.
+
+    The subsample (every ``step``-th pixel in raster order) is gathered tile
+    by tile (the output chunks): percentiles do not depend on the order of
+    the samples, and a tile is far less memory than a band of the plane.
+    """
     h, w = plan.shape[-2:]
     step = -(-h * w // MAX_SAMPLES) if h * w > MAX_SAMPLES else 1
+    th, tw = plan.out_chunks or plan.block
     parts = []
-    for r0 in range(0, h, plan.block[0]):  # one band of block rows at a time
-        band = src.read(index, r0, min(h, r0 + plan.block[0]), 0, w)
-        # A copy: a strided view would keep every band alive until the end.
-        parts.append(band.reshape(-1, band.shape[-1])[(-r0 * w) % step::step].copy())
+    for r0 in range(0, h, th):
+        for c0 in range(0, w, tw):
+            tile = src.read(index, r0, min(h, r0 + th), c0, min(w, c0 + tw))
+            parts.append(_strided_samples(tile, r0 * w + c0, w, step))
     samples = np.concatenate(parts)
     return np.array([percentile_range(samples[:, k], *plan.prediction.percentiles)
                      for k in range(samples.shape[-1])]).T
+
+
+def _strided_samples(tile: np.ndarray, start: int, width: int, step: int) -> np.ndarray:
+    """``(n, C)`` pixels of ``tile`` whose raster index in the plane
+    (``start`` + row * ``width`` + column) is a multiple of ``step``."""
+    if step == 1:
+        return tile.reshape(-1, tile.shape[-1]).copy()
+    rows, cols = tile.shape[:2]
+    first = (-(start + np.arange(rows) * width)) % step  # first sampled column per row
+    counts = np.maximum(0, -(-(cols - first) // step))
+    row = np.repeat(np.arange(rows), counts)
+    k = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return tile[row, np.repeat(first, counts) + step * k]
 
 
 def block_region(plan: Plan, key) -> tuple:
@@ -158,19 +177,31 @@ def label_block(src: Source, plan: Plan, ranges, key, *, data=None, cache=None) 
     outputs = list(plan.info.outputs)
     fg = probs[outputs.index("foreground") if len(outputs) == len(probs)
                and "foreground" in outputs else 0]
-    comps = ndi.label(fg > plan.labelling.threshold)[0]
+    mask = fg > plan.labelling.threshold
+    del probs, fg  # the block's largest array: gone before the bookkeeping below
+    comps = np.empty(mask.shape, np.int32)
+    ndi.label(mask, output=comps)
+    del mask
     edges = [comps[0] if region[0] > 0 else (), comps[-1] if region[1] < h else (),
              comps[:, 0] if region[2] > 0 else (), comps[:, -1] if region[3] < w else ()]
-    cut = np.zeros(int(comps.max()) + 1, bool)
+    cut = np.zeros(int(comps.max(initial=0)) + 1, bool)
     cut[np.concatenate(edges).astype(np.intp)] = True
-    ids = np.unique(core)
-    ids = ids[ids > 0]
-    all_ids, first = np.unique(labels, return_index=True)
-    gy, gx = np.divmod(first[np.searchsorted(all_ids, ids)], labels.shape[1])
-    keys = (gy + region[0]).astype(np.int64) * w + gx + region[2]
-    complete = ndi.maximum(cut[comps].view(np.uint8), labels, ids) == 0 if len(ids) else []
+    # Ids in the core, and each one's first pixel in raster order over the
+    # region: the first row of its bounding box, the first match in that row
+    # (no sort of the whole block, as np.unique(return_index=True) does).
+    ids = np.array([i + 1 for i, box in enumerate(ndi.find_objects(core)) if box is not None],
+                   dtype=np.int32)
+    boxes = ndi.find_objects(labels)
+    first = np.empty((len(ids), 2), np.int64)
+    for n, i in enumerate(ids.tolist()):
+        rows, cols = boxes[i - 1]
+        first[n] = rows.start, cols.start + int(np.argmax(labels[rows.start, cols] == i))
+    keys = (first[:, 0] + region[0]) * w + first[:, 1] + region[2]
+    complete = (ndi.maximum(cut[comps].view(np.uint8), labels, ids) == 0 if len(ids)
+                else np.zeros(0, bool))
+    del comps
     # Sequential local ids: objects cut off by the crop leave gaps.
-    lut = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.int32)
+    lut = np.zeros(len(boxes) + 1, dtype=np.int32)
     lut[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
     core = lut[core]
     keys = np.concatenate([[-1], np.where(complete, keys, -1)]).astype(np.int64)
@@ -269,7 +300,11 @@ def relabel_stored(path, plan, key, table):
     import zarr
 
     arr = zarr.open_array(path, mode="r+")
-    sl = plan.slices(key)
-    arr[sl] = table[arr[sl]]
+    *lead, ys, xs = plan.slices(key)
+    cy, cx = plan.out_chunks or (ys.stop - ys.start, xs.stop - xs.start)
+    for y in range(ys.start, ys.stop, cy):  # chunk by chunk: a chunk's memory, not a block's
+        for x in range(xs.start, xs.stop, cx):
+            sl = (*lead, slice(y, min(ys.stop, y + cy)), slice(x, min(xs.stop, x + cx)))
+            arr[sl] = table[arr[sl]]
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..instances3d import foreground_mask
+
 
 class _UnionFind:
     def __init__(self):
@@ -94,11 +96,7 @@ def z_halo(halo: int, voxel_size, nz: int) -> int:
 
 def _foreground_components(fg, settings) -> np.ndarray:
     """The components the 3D labelling starts from (see instances3d)."""
-    mask = fg > settings.threshold
-    if settings.fill_holes:
-        for z in range(mask.shape[0]):
-            mask[z] = ndi.binary_fill_holes(mask[z])
-    return ndi.label(mask)[0]
+    return ndi.label(foreground_mask(fg, settings))[0]
 
 
 def write_volume_labels(plan, src, path, *, slab: int, progress=None, cancel=None) -> int:

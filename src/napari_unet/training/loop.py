@@ -13,7 +13,6 @@ further calibration.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model_io import ModelFileError, ModelInfo
+from ..settings import DEFAULT, SEMANTIC_DEFAULTS, TRAINING_DEFAULTS, training_preset
 from .data import counted_planes, training_planes
 from .losses import make_loss
 from .sampler import Augmentation, PatchSampler, grid_patches
@@ -147,17 +147,17 @@ def train(
     val_images=None,
     val_labels=None,
     val_fraction: float = 0.15,
-    epochs: int = 30,
-    steps_per_epoch: int = 100,
-    batch_size: int = 8,
-    learning_rate: float = 1e-3,
-    patch_size: int = 128,
+    epochs: int = DEFAULT,
+    steps_per_epoch: int = DEFAULT,
+    batch_size: int = DEFAULT,
+    learning_rate: float = DEFAULT,
+    patch_size: int = DEFAULT,
     augment: bool | Augmentation | str = True,
-    patience: int | None = 8,
+    patience: int | None = DEFAULT,
     boundary_width: int = 2,
     boundary_weight: float = 3.0,
     separation: tuple[float, float] | None = None,
-    time_limit: float | None = None,
+    time_limit: float | None = DEFAULT,
     output_path=None,
     overwrite: bool = False,
     info: ModelInfo | None = None,
@@ -187,8 +187,8 @@ def train(
         are unannotated and left out (see :mod:`.semantic`), the loss is
         cross-entropy + per-class soft Dice with rare-class weights,
         validation scores the mean per-class Dice, early stopping waits for
-        half of the run, and from scratch the settings left at their
-        defaults take :data:`napari_unet.settings.SEMANTIC_DEFAULTS`.
+        half of the run, and from scratch the settings not given
+        take :data:`napari_unet.settings.SEMANTIC_DEFAULTS`.
     classes : list of str, str or int, optional
         Semantic task: class names for label values 1..K (a list or
         ``"a,b,c"``), or K; by default the model's, else ``class_1..K`` up
@@ -212,19 +212,21 @@ def train(
         :data:`~napari_unet.training.semantic.MIN_SPLIT_PLANES` annotated
         planes.
     epochs, steps_per_epoch, batch_size : int
-        Length of training; each step sees ``batch_size`` random patches.
+        Length of training (default 30 x 100 steps of 8); each step sees
+        ``batch_size`` random patches.
     learning_rate : float
-        Initial Adam learning rate. It follows a cosine decay to 10 % over
+        Initial Adam learning rate (default 1e-3). It follows a cosine decay to 10 % over
         the run, the run's end being the planned steps or the time limit,
         whichever comes first.
     patch_size : int
-        Square patch edge; a multiple of ``2**depth``. Stored as the model's
+        Square patch edge (default 128); a multiple of ``2**depth``. Stored as the model's
         default prediction tile.
     augment : bool, 'strong' or Augmentation
         Random flips, 90-degree rotations, scale, intensity, gamma, noise;
         semantic runs use :meth:`Augmentation.strong` for True.
     patience : int or None
-        Stop after this many epochs without improvement (None: never).
+        Stop after this many epochs without improvement (default 8; None:
+        never).
     boundary_width : int
         Thickness (px) of the boundary target rims.
     boundary_weight : float
@@ -234,7 +236,7 @@ def train(
         U-Net paper's separation-border map (e.g. ``(10, 5)``), so that the
         background between touching nuclei dominates the loss.
     time_limit : float, optional
-        Seconds; training stops after the step that passes it (the partial
+        Seconds (default None: no limit); training stops after the step that passes it (the partial
         epoch is still validated).
     output_path : str or Path, optional
         ``.keras`` file receiving the best weights, saved atomically after
@@ -268,8 +270,10 @@ def train(
     preset : str, optional
         A named set of settings (:data:`napari_unet.settings.TRAINING_PRESETS`,
         e.g. ``'quick'``: fine-tuning on one corrected image within 3 minutes
-        on 2 CPU cores); arguments left at their defaults take the preset's
-        values, others keep what was passed.
+        on 2 CPU cores). Of the arguments above marked with a default, those
+        not given take the preset's values; any value given wins, even one
+        equal to the default (the signature shows them as ``DEFAULT``:
+        :data:`napari_unet.settings.TRAINING_DEFAULTS`).
 
     Returns
     -------
@@ -283,17 +287,12 @@ def train(
     """
     import keras
 
-    from ..settings import SEMANTIC_DEFAULTS, training_preset
-
+    # Arguments not given take the preset's value, else (semantic from scratch)
+    # SEMANTIC_DEFAULTS, else train()'s own; resolved once the task is known.
     chosen = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
                   patch_size=patch_size, learning_rate=learning_rate, patience=patience,
                   time_limit=time_limit)
-
-    def fill(values):  # settings left at train()'s defaults take these values
-        chosen.update({k: v for k, v in values.items() if chosen[k] == _DEFAULTS[k]})
-
-    if preset is not None:
-        fill(training_preset(preset))
+    preset_values = training_preset(preset) if preset is not None else {}
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if output_path is not None:
@@ -313,8 +312,9 @@ def train(
     semantic = task == "semantic"
     if not semantic and classes is not None:
         raise ValueError("classes apply to task='semantic'")
-    if semantic and source is None:
-        fill(SEMANTIC_DEFAULTS)
+    fill = {**TRAINING_DEFAULTS, **(SEMANTIC_DEFAULTS if semantic and source is None else {}),
+            **preset_values}
+    chosen = {k: fill[k] if v is DEFAULT else v for k, v in chosen.items()}
     epochs, steps_per_epoch, batch_size, patch_size, learning_rate, patience, time_limit = (
         chosen[k] for k in ("epochs", "steps_per_epoch", "batch_size", "patch_size",
                             "learning_rate", "patience", "time_limit"))
@@ -480,10 +480,6 @@ def train(
     dataset = _patch_dataset(sampler, steps_per_epoch, batch_size, rng)
     net.fit(dataset, epochs=epochs, verbose=0, callbacks=[monitor])
     return monitor.finish()
-
-
-# train()'s own defaults, read once (a wrapper may later replace the name).
-_DEFAULTS = {k: p.default for k, p in inspect.signature(train).parameters.items()}
 
 
 def _uncompiled_copy(model, weights: bool = False):

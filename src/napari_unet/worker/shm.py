@@ -22,7 +22,7 @@ import dataclasses
 import mmap
 import os
 from dataclasses import dataclass
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
 
@@ -166,6 +166,11 @@ def _map_and_unlink(path: str, ref: SharedArray) -> np.ndarray:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        # What SharedMemory.unlink() also does: the worker registered the
+        # segment with the resource tracker it shares with this process,
+        # which would otherwise report it as leaked at exit.
+        with contextlib.suppress(Exception):
+            resource_tracker.unregister("/" + ref.name.lstrip("/"), "shared_memory")
     return np.ndarray(ref.shape, dtype, buffer=buffer)
 
 
