@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_unet.settings import LabelSettings
-
 DATASET_NOTES = {
     "validation": "mnfinder validation-data (3 real images)",
     "dense": "dense: touching clusters of validation nuclei (6 images)",
@@ -70,10 +68,13 @@ The default model of napari-unet, loaded by `napari_unet.load_model()` and used 
   floods the inverted distance. A component left with one marker gets a shape prior
   (h-maxima, h = 2 px, of its own distance transform). Adjacent pieces are merged back
   when the saddle between them is higher than `merge_ratio`
-  (default {LabelSettings().merge_ratio}) times the lower of their two peaks, which keeps
+  (default {info.thresholds.get('merge_ratio', 0.6)}) times the lower of their two peaks,
+  which keeps
   elongated and lobed nuclei whole (`napari_unet.splitting`). Objects under
   {info.min_size} px are dropped.
-  The distance threshold and minimum size were selected on the validation split.
+  The distance threshold, merge ratio and minimum size were selected by the mean F1
+  over the validation split and dense/sparse tuning sets packed from training nuclei
+  (`scripts/make_dense_eval.py --source training`).
 * Input: one channel, normalized per 2D plane to the 1st/99.8th percentiles (done by
   `predict_probabilities`). Tiles of {info.tile_size} px.
 * Prediction time: {timing_line}.
@@ -140,8 +141,9 @@ predicted objects each at least half inside them; Dice = foreground Dice. Baseli
 watershed). The dense and sparse sets (`scripts/make_dense_eval.py`) are built from
 validation nuclei pasted on a background made from the same image: touching clusters
 of 3-8 nuclei (97-100 % of the nuclei touch another one), or isolated nuclei. They are
-held out from training; the post-processing defaults were selected on the real
-validation images only, never on these sets.
+held out from training and from every selection: the post-processing defaults were
+selected on the real validation images and on tuning sets packed the same way from
+training nuclei, never on these sets.
 
 {dataset_table(datasets, model_key, previous_key)}
 
@@ -174,12 +176,12 @@ Z stacks are predicted plane by plane and labelled as 3D objects; time-lapses fr
   segmented; bright debris and unannotated micronuclei of 40-500 px are the main false
   positives on the validation images.
 * Two nuclei pressed together along a long straight border (no neck, no visible line)
-  can still merge: raise `merge_ratio` (e.g. 0.8) to split more. Strongly lobed,
-  kidney-shaped or mitotic nuclei can be split in two: lower it (e.g. 0.4).
+  can still merge: raise `merge_ratio` (e.g. 0.6) to split more. Strongly lobed,
+  kidney-shaped or mitotic nuclei can be split in two: lower it (e.g. 0.3).
 * Dense clusters: touching nuclei whose learned centre stays under the distance
   threshold can merge with a neighbour (the dense-set merges above). A lower
   `distance_threshold` merges less and splits isolated nuclei more; the default was
-  selected on the validation split.
+  selected on the validation split and the training-derived tuning sets.
 * Z stacks labelled as 3D instances (`instances='3d'`) use the foreground and boundary
   outputs only; the distance output serves 2D planes (and `instances='2d'`).
 * Objects cut by the image border are segmented like others.

@@ -168,27 +168,67 @@ def fmt(s: dict) -> str:
 
 #: Post-processing defaults tried on the validation split (model metadata).
 DISTANCE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+MERGE_RATIOS = (0.3, 0.4, 0.5, 0.6)
 MIN_SIZES = (16, 40)
+TUNE_DIR = ROOT / "data" / "dense_tune"
 
 
-def select_postprocessing(images, labels, model_path: Path) -> dict:
-    """Distance-marker threshold and minimum size with the best pooled F1
-    (ties: mean F1) on the validation split, from one network pass."""
+def tuning_sets(cache: Path) -> list[tuple[list, list]]:
+    """Dense and sparse sets packed from mnfinder TRAINING nuclei
+    (``scripts/make_dense_eval.py --source training``): touching clusters
+    for choosing post-processing, apart from the held-out sets packed from
+    validation nuclei, which no selection looks at."""
+    import tifffile
+
+    if not (TUNE_DIR / "manifest.json").exists():
+        _script("make_dense_eval").main(["--cache-dir", str(cache), "--source", "training",
+                                         "--output", str(TUNE_DIR)])
+    sets = []
+    for kind in ("dense", "sparse"):
+        files = sorted((TUNE_DIR / kind / "images").glob("*.tif"))
+        sets.append(([tifffile.imread(f) for f in files],
+                     [tifffile.imread(TUNE_DIR / kind / "labels" / f.name) for f in files]))
+    return sets
+
+
+def select_postprocessing(sets, model_path: Path) -> dict:
+    """Distance-marker threshold, merge ratio and minimum size with the best
+    mean F1 over ``sets`` (the validation split and the training-derived
+    tuning sets; ties: mean F1 over IoU thresholds), from one network pass."""
     import napari_unet as nu
 
     model, info = nu.load_model(model_path, with_info=True)
-    probs = [nu.predict_probabilities(im, model, info=info) for im in images]
+    probs = [[nu.predict_probabilities(im, model, info=info) for im in images]
+             for images, _ in sets]
+    distance = "distance" in info.outputs
     best = None
-    for dist in DISTANCE_THRESHOLDS if "distance" in info.outputs else (None,):
-        for min_size in MIN_SIZES:
-            preds = [nu.probabilities_to_labels(p, info=info, distance_threshold=dist,
-                                                min_size=min_size) for p in probs]
-            s = nu.evaluate(preds, labels)
-            log(f"  distance_threshold {dist} min_size {min_size}: {fmt(s)}")
-            key = (round(s["f1"], 4), round(s["mean_f1"], 4))
-            if best is None or key > best[0]:
-                best = (key, {"distance": dist, "min_size": min_size})
+    for dist in DISTANCE_THRESHOLDS if distance else (None,):
+        for ratio in MERGE_RATIOS if distance else (None,):
+            for min_size in MIN_SIZES:
+                scores = []
+                for (_, labels), set_probs in zip(sets, probs, strict=True):
+                    preds = [nu.probabilities_to_labels(
+                        p, info=info, distance_threshold=dist, min_size=min_size,
+                        **({} if ratio is None else {"merge_ratio": ratio}))
+                        for p in set_probs]
+                    scores.append(nu.evaluate(preds, labels))
+                key = (round(float(np.mean([s["f1"] for s in scores])), 4),
+                       round(float(np.mean([s["mean_f1"] for s in scores])), 4))
+                per_set = ", ".join(f"{s['f1']:.3f}" for s in scores)
+                log(f"  distance_threshold {dist} merge_ratio {ratio} min_size {min_size}: "
+                    f"mean F1 {key[0]:.4f} ({per_set})")
+                if best is None or key > best[0]:
+                    best = (key, {"distance": dist, "merge_ratio": ratio, "min_size": min_size})
     return best[1]
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _bench_module():
@@ -304,11 +344,14 @@ def main(argv=None) -> None:
         log(f"training done ({result.stopped}) in {train_time / 60:.1f} min; best val_score "
             f"{result.best_score:.4f} at epoch {result.best_epoch}; saved {result.path}")
 
-    log("selecting post-processing defaults on the validation split ...")
-    chosen = select_postprocessing(val_x, val_y, args.output)
+    log("selecting post-processing defaults on the validation split and the tuning sets "
+        "packed from training nuclei ...")
+    chosen = select_postprocessing([(val_x, val_y), *tuning_sets(args.cache_dir)],
+                                   args.output)
     model, info = nu.load_model(args.output, with_info=True)
     if chosen["distance"] is not None:
-        info.thresholds = {**info.thresholds, "distance": chosen["distance"]}
+        info.thresholds = {**info.thresholds, "distance": chosen["distance"],
+                           "merge_ratio": chosen["merge_ratio"]}
     info.min_size = chosen["min_size"]
     save_model(model, args.output, info, overwrite=True)
     log(f"chosen: {chosen}")

@@ -55,7 +55,7 @@ def test_default_model_out_of_core_equals_in_memory(tmp_path):
     out = nu.segment_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", quiet=True)[:]
     assert np.array_equal(out > 0, expected > 0)
     pairs = np.unique(out.astype(np.int64).ravel() * (int(expected.max()) + 1) + expected.ravel())
-    assert len(pairs) == len(np.unique(out)) == len(np.unique(expected)) > 50
+    assert len(pairs) == len(np.unique(out)) == len(np.unique(expected)) > 40  # dozens of nuclei
 
 
 def test_default_tiling_is_seamless_on_the_real_sample():

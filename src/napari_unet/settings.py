@@ -252,11 +252,12 @@ class LabelSettings:
         Models with a ``"distance"`` output: learned distance above which a
         pixel belongs to a nucleus core (a watershed marker); None: the
         model's.
-    merge_ratio : float
+    merge_ratio : float or None
         Models with a ``"distance"`` output: two split pieces are merged
         back when the saddle between them is higher than this fraction of
         the lower of their peaks (see :mod:`napari_unet.splitting`); lower
-        values split less.
+        values split less. None: the model's (``thresholds["merge_ratio"]``,
+        else 0.6).
     """
 
     mode: str | None = None
@@ -271,7 +272,7 @@ class LabelSettings:
     stitch_threshold: float = 0.3
     min_volume: int | None = None
     distance_threshold: float | None = None
-    merge_ratio: float = 0.6
+    merge_ratio: float | None = None
 
     def __post_init__(self):
         _check(self.mode in (None, "instance", "semantic"),
@@ -296,8 +297,9 @@ class LabelSettings:
         if self.min_volume is not None:
             _check(_is_int(self.min_volume) and self.min_volume >= 0,
                    f"min_volume must be an integer >= 0, got {self.min_volume!r}")
-        _check(isinstance(self.merge_ratio, (int, float)) and 0 < self.merge_ratio <= 1,
-               f"merge_ratio must be in (0, 1], got {self.merge_ratio!r}")
+        if self.merge_ratio is not None:
+            _check(isinstance(self.merge_ratio, (int, float)) and 0 < self.merge_ratio <= 1,
+                   f"merge_ratio must be in (0, 1], got {self.merge_ratio!r}")
 
     def resolved(self, info) -> LabelSettings:
         """A copy with the model's thresholds and minimum size filled in."""
@@ -317,6 +319,8 @@ class LabelSettings:
             distance_threshold=float(thresholds.get("distance", 0.5)
                                      if self.distance_threshold is None
                                      else self.distance_threshold),
+            merge_ratio=float(thresholds.get("merge_ratio", 0.6)
+                              if self.merge_ratio is None else self.merge_ratio),
             min_size=int(info.min_size if self.min_size is None else self.min_size),
         )
 
