@@ -63,8 +63,10 @@ def test_files_without_task_read_as_instance_models(tmp_path, tiny_model):
 
 # -- training ---------------------------------------------------------------
 from napari_unet.phantom import PHANTOM_CLASSES, annotate_planes, tissue_phantom  # noqa: E402
+from napari_unet.settings import SEMANTIC_DEFAULTS  # noqa: E402
 from napari_unet.training import train  # noqa: E402
 from napari_unet.training.semantic import (  # noqa: E402
+    MIN_SPLIT_PLANES,
     annotated_planes,
     class_targets,
     class_weights,
@@ -113,10 +115,33 @@ def test_semantic_training_from_a_few_planes(phantom, tmp_path):
     assert info.outputs == ["background", *PHANTOM_CLASSES] and info.out_channels == 4
     assert len(info.class_colors) == 3
     assert info.training["n_unannotated_planes"] == 16 - len(planes)
-    assert info.training["n_train_planes"] + info.training["n_val_planes"] == len(planes)
+    # Three painted planes all train; the best epoch is the lowest training loss.
+    assert len(planes) == 3 < MIN_SPLIT_PLANES
+    assert info.training["n_train_planes"] == 3 and info.training["n_val_planes"] == 0
+    assert "best by training loss" in info.training["validation"]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert "val_score" not in epochs[-1]
+    assert res.best_score == min(e["loss"] for e in epochs)
+
+
+def test_semantic_validation_planes_and_defaults(tmp_path):
+    image, labels = tissue_phantom((16, 64, 64), seed=1)
+    sparse, planes = annotate_planes(labels, 0.4)  # enough planes to hold some out
+    events = []
+    res = train(image, sparse, task="semantic", classes=list(PHANTOM_CLASSES), base_filters=4,
+                depth=2, epochs=2, steps_per_epoch=2, jit_compile=False,
+                progress=events.append)
+    training = res.info.training
+    assert len(planes) >= MIN_SPLIT_PLANES and training["n_val_planes"] >= 1
+    assert training["n_train_planes"] + training["n_val_planes"] == len(planes)
     epoch = [e for e in events if e["event"] == "epoch"][-1]
     assert {f"val_dice_{c}" for c in PHANTOM_CLASSES} <= set(epoch)
     assert 0 <= epoch["val_score"] <= 1
+    # Settings left at train()'s defaults take the semantic from-scratch ones,
+    # settings passed explicitly are kept.
+    for key in ("batch_size", "patch_size", "learning_rate"):
+        assert training[key] == SEMANTIC_DEFAULTS[key]
+    assert training["steps_per_epoch"] == 2 and res.info.tile_size == 96
 
 
 def test_semantic_training_bad_input(phantom):

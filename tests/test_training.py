@@ -182,6 +182,30 @@ def test_unknown_preset_is_refused(pairs):
         train(list(images), list(labels), preset="slow", **FAST)
 
 
+def test_early_stopping_waits_for_patience_after():
+    from napari_unet.training.monitor import TrainingMonitor
+
+    class Net:
+        stop_training = False
+
+        def get_weights(self):
+            return []
+
+    def stopped(after):
+        monitor = TrainingMonitor(
+            net=Net(), export=None, val=None, loss_fn=None, outputs=["foreground"], epochs=10,
+            steps=1, learning_rate=1e-3, patience=1, time_limit=None, cancel=None,
+            progress=None, output_path=None, overwrite=False, make_info=None,
+            patience_after=after)
+        for epoch, loss in enumerate([1.0, 2.0]):  # the second epoch does not improve
+            monitor.steps_done = epoch + 1
+            monitor.on_epoch_end(epoch, {"loss": loss})
+        return monitor.stopped
+
+    assert stopped(0.0) == "early_stopping"
+    assert stopped(0.5) == "completed"  # 2 of 10 planned steps: too early to stop
+
+
 def test_given_values_beat_the_preset_even_when_equal_to_the_defaults(pairs):
     """The preset fills only what was not given: an explicit ``time_limit=None``
     (no limit) and ``patience=8`` (train's own default) are kept."""

@@ -18,6 +18,7 @@ pytest.importorskip("pytestqt")
 from napari_unet import read_model_info  # noqa: E402
 from napari_unet._widgets import _notify, export_widget, train_widget  # noqa: E402
 from napari_unet.phantom import tissue_phantom  # noqa: E402
+from napari_unet.settings import SEMANTIC_DEFAULTS  # noqa: E402
 
 TIMEOUT = 240_000  # ms; a busy machine, and fresh workers import TensorFlow
 
@@ -71,6 +72,12 @@ def test_paint_few_planes_train_semantic_predict_class_layer(make_napari_viewer,
     assert trainer.class_names.native.isHidden()
     trainer.task.value = "semantic"
     assert not trainer.class_names.native.isHidden()
+    # From scratch, the dock shows the semantic settings train() would use.
+    assert (trainer.batch_size.value, trainer.patch_size.value, trainer.steps.value,
+            trainer.epochs.value) == (
+        SEMANTIC_DEFAULTS["batch_size"], SEMANTIC_DEFAULTS["patch_size"],
+        SEMANTIC_DEFAULTS["steps_per_epoch"], SEMANTIC_DEFAULTS["epochs"])
+    assert trainer.learning_rate.value == pytest.approx(SEMANTIC_DEFAULTS["learning_rate"])
     trainer.epochs.value, trainer.steps.value, trainer.batch_size.value = 1, 2, 2
     trainer.patch_size.value = 64
     trainer.output.value = tmp_path / "models" / "tissue.keras"

@@ -32,6 +32,7 @@ __all__ = [
     "LabelSettings",
     "PredictionSettings",
     "DEFAULT",
+    "SEMANTIC_DEFAULTS",
     "TRAINING_DEFAULTS",
     "TRAINING_PRESETS",
     "split_options",
@@ -66,6 +67,17 @@ class _Default:
 
 
 DEFAULT = _Default()
+
+
+#: What a from-scratch ``train(task="semantic")`` uses for the settings
+#: not given to :func:`~napari_unet.train`: a few painted planes give little
+#: data per epoch, so short epochs of small batches of 96 px patches and a
+#: higher learning rate (cosine-decayed to the time limit) learn the most per
+#: CPU second, and enough epochs that a time limit, not the epoch count,
+#: ends a run (30 epochs stopped one at 185 of its 600 CPU seconds);
+#: ``benchmarks/bench_semantic.py`` measures them.
+SEMANTIC_DEFAULTS = {"epochs": 100, "steps_per_epoch": 40, "batch_size": 4, "patch_size": 96,
+                     "learning_rate": 2e-3}
 
 
 def training_preset(name: str) -> dict:

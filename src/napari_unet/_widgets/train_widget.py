@@ -33,7 +33,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..export import class_names_from_features
 from ..model_io import default_model_path
-from ..settings import training_preset
+from ..settings import SEMANTIC_DEFAULTS, training_preset
 from ..worker.protocol import TrainRequest, TrainSummary, WarmUp
 from ..worker.shm import Slice
 from . import _job, _layers, _models, _worker
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     import napari
 
 SCRATCH = "__scratch__"
+#: The dock's own settings for instance models (semantic: SEMANTIC_DEFAULTS).
+INSTANCE_SETTINGS = {"epochs": 10, "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128,
+                     "learning_rate": 1e-3}
 WIDTHS = [("16 (fast, like the shipped model)", 16), ("32", 32), ("64 (reference U-Net)", 64)]
 TASKS = [("instance (countable objects)", "instance"),
          ("semantic (classes; unpainted planes ignored)", "semantic")]
@@ -93,12 +96,16 @@ class TrainWidget(DockWidget):
             ("custom", None), ("quick: fine-tune within 3 minutes", "quick")],
             tooltip="'quick' fills in settings that make fine-tuning on one corrected "
                     "image pay off within 3 minutes on 2 CPU cores")
-        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=10)
-        self.steps = SpinBox(label="steps per epoch", min=1, max=10_000, value=50)
+        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=INSTANCE_SETTINGS["epochs"])
+        self.steps = SpinBox(label="steps per epoch", min=1, max=10_000,
+                             value=INSTANCE_SETTINGS["steps_per_epoch"])
         self.learning_rate = FloatSpinBox(label="learning rate", min=1e-5, max=0.1, step=1e-5,
-                                          value=1e-3)
-        self.batch_size = SpinBox(label="batch size", min=1, max=128, value=8)
-        self.patch_size = SpinBox(label="patch size", min=32, max=1024, step=16, value=128)
+                                          value=INSTANCE_SETTINGS["learning_rate"])
+        self.batch_size = SpinBox(label="batch size", min=1, max=128,
+                                  value=INSTANCE_SETTINGS["batch_size"])
+        self.patch_size = SpinBox(label="patch size", min=32, max=1024, step=16,
+                                  value=INSTANCE_SETTINGS["patch_size"])
+        self._semantic_settings = False  # which settings the spin boxes show
         self.val_fraction = FloatSpinBox(label="validation fraction", min=0.0, max=0.5,
                                          step=0.05, value=0.15)
         self.time_limit = SpinBox(label="time limit (s, 0: none)", min=0, max=7 * 86400,
@@ -203,7 +210,16 @@ class TrainWidget(DockWidget):
         self._update_output()
 
     def _on_task(self, *args):
-        self.class_names.visible = self.task.value == "semantic"
+        semantic = self.task.value == "semantic"
+        self.class_names.visible = semantic
+        if self.start_model.value == SCRATCH and semantic != self._semantic_settings:
+            # Show the settings a from-scratch semantic run uses (and back).
+            values = SEMANTIC_DEFAULTS if semantic else INSTANCE_SETTINGS
+            self.epochs.value, self.steps.value = values["epochs"], values["steps_per_epoch"]
+            self.batch_size.value = values["batch_size"]
+            self.patch_size.value = values["patch_size"]
+            self.learning_rate.value = values["learning_rate"]
+            self._semantic_settings = semantic
 
     def _class_names(self, pairs_layers) -> list[str] | None:
         """Typed names, else those of the first Labels layer with class features."""

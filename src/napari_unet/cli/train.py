@@ -34,11 +34,15 @@ def add_parser(sub) -> None:
                          "corrected image within 3 minutes on 2 CPU cores "
                          f"({_describe(TRAINING_PRESETS['quick'])}); flags given override it")
     # Defaults None: an unset flag takes the preset's value, else train()'s default.
-    tr.add_argument("--epochs", type=positive_int, help="(default 30)")
-    tr.add_argument("--steps", type=positive_int, help="steps per epoch (default 100)")
-    tr.add_argument("--batch-size", type=positive_int, help="(default 8)")
-    tr.add_argument("--learning-rate", type=positive_float, help="(default 0.001)")
-    tr.add_argument("--patch-size", type=positive_int, help="training patch edge (default 128)")
+    tr.add_argument("--epochs", type=positive_int, help="(default 30; semantic from scratch 100)")
+    tr.add_argument("--steps", type=positive_int,
+                    help="steps per epoch (default 100; semantic from scratch 40)")
+    tr.add_argument("--batch-size", type=positive_int,
+                    help="(default 8; semantic from scratch 4)")
+    tr.add_argument("--learning-rate", type=positive_float,
+                    help="(default 0.001; semantic from scratch 0.002)")
+    tr.add_argument("--patch-size", type=positive_int,
+                    help="training patch edge (default 128; semantic from scratch 96)")
     tr.add_argument("--val-fraction", type=fraction, default=0.15)
     tr.add_argument("--time-limit", type=positive_float, help="stop after this many seconds")
     tr.add_argument("--channel-axis", type=int,

@@ -21,11 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from ..model_io import ModelFileError, ModelInfo
-from ..settings import DEFAULT, TRAINING_DEFAULTS, training_preset
+from ..settings import DEFAULT, SEMANTIC_DEFAULTS, TRAINING_DEFAULTS, training_preset
 from .data import counted_planes, training_planes
 from .losses import make_loss
 from .sampler import Augmentation, PatchSampler, grid_patches
-from .semantic import annotated_planes, make_semantic_loss, semantic_setup, validation_scores
+from .semantic import (
+    MIN_SPLIT_PLANES,
+    annotated_planes,
+    make_semantic_loss,
+    semantic_setup,
+    validation_scores,
+)
 from .targets import SUPPORTED_OUTPUTS
 
 
@@ -179,8 +185,10 @@ def train(
         The fine-tuned model's own task, else ``"instance"``.
         ``"semantic"``: labels are class ids 0..K, planes without any label
         are unannotated and left out (see :mod:`.semantic`), the loss is
-        cross-entropy + per-class soft Dice with rare-class weights, and
-        validation scores the mean per-class Dice.
+        cross-entropy + per-class soft Dice with rare-class weights,
+        validation scores the mean per-class Dice, early stopping waits for
+        half of the run, and from scratch the settings not given
+        take :data:`napari_unet.settings.SEMANTIC_DEFAULTS`.
     classes : list of str, str or int, optional
         Semantic task: class names for label values 1..K (a list or
         ``"a,b,c"``), or K; by default the model's, else ``class_1..K`` up
@@ -199,7 +207,10 @@ def train(
     val_images, val_labels : optional
         Validation data. Without it, ``val_fraction`` of the planes (or a
         strip of a single image) is held out; ``val_fraction=0`` trains
-        without validation (early stopping then watches the training loss).
+        without validation (early stopping then watches the training loss),
+        as do semantic runs on fewer than
+        :data:`~napari_unet.training.semantic.MIN_SPLIT_PLANES` annotated
+        planes.
     epochs, steps_per_epoch, batch_size : int
         Length of training (default 30 x 100 steps of 8); each step sees
         ``batch_size`` random patches.
@@ -276,21 +287,12 @@ def train(
     """
     import keras
 
-    # Arguments not given take the preset's value, else train()'s own.
+    # Arguments not given take the preset's value, else (semantic from scratch)
+    # SEMANTIC_DEFAULTS, else train()'s own; resolved once the task is known.
     chosen = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
                   patch_size=patch_size, learning_rate=learning_rate, patience=patience,
                   time_limit=time_limit)
-    fill = {**TRAINING_DEFAULTS, **(training_preset(preset) if preset is not None else {})}
-    chosen = {k: fill[k] if v is DEFAULT else v for k, v in chosen.items()}
-    epochs, steps_per_epoch, batch_size, patch_size = (
-        chosen["epochs"], chosen["steps_per_epoch"], chosen["batch_size"],
-        chosen["patch_size"])
-    learning_rate, patience, time_limit = (
-        chosen["learning_rate"], chosen["patience"], chosen["time_limit"])
-    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
-                        ("batch_size", batch_size), ("patch_size", patch_size)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    preset_values = training_preset(preset) if preset is not None else {}
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if output_path is not None:
@@ -310,6 +312,16 @@ def train(
     semantic = task == "semantic"
     if not semantic and classes is not None:
         raise ValueError("classes apply to task='semantic'")
+    fill = {**TRAINING_DEFAULTS, **(SEMANTIC_DEFAULTS if semantic and source is None else {}),
+            **preset_values}
+    chosen = {k: fill[k] if v is DEFAULT else v for k, v in chosen.items()}
+    epochs, steps_per_epoch, batch_size, patch_size, learning_rate, patience, time_limit = (
+        chosen[k] for k in ("epochs", "steps_per_epoch", "batch_size", "patch_size",
+                            "learning_rate", "patience", "time_limit"))
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
+                        ("batch_size", batch_size), ("patch_size", patch_size)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     planes, label_planes = training_planes(images, labels, channel_axis=channel_axis)
     counted = counted_planes(counted, labels)
     if semantic and counted is not None:
@@ -334,6 +346,9 @@ def train(
         if val_planes[0].shape[-1] != in_channels:
             raise ValueError("Validation images have a different number of channels.")
         val_mode = "given validation set"
+    elif semantic and val_fraction > 0 and len(planes) < MIN_SPLIT_PLANES:
+        val_planes, val_label_planes = [], []
+        val_mode = f"none ({len(planes)} annotated planes, all train; best by training loss)"
     elif val_fraction > 0:
         split = _split_validation(planes, label_planes, val_fraction, rng, counted)
         if _counts(split[2]) and _counts(split[5]):
@@ -460,6 +475,7 @@ def train(
         make_info=lambda extra: dataclasses.replace(
             base_info, training={**settings, **extra, **_versions()}),
         scores=(lambda y, p: validation_scores(y, p, classes_of.classes)) if semantic else None,
+        patience_after=0.5 if semantic else 0.0,
     )
     dataset = _patch_dataset(sampler, steps_per_epoch, batch_size, rng)
     net.fit(dataset, epochs=epochs, verbose=0, callbacks=[monitor])

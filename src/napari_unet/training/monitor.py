@@ -48,6 +48,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         thus still ends with a small learning rate.
     patience : int or None
         Epochs without improvement before stopping.
+    patience_after : float
+        Fraction of the run (as for the learning rate) before which early
+        stopping does not fire: the low-learning-rate end of the schedule
+        is where a model trained from scratch gains most.
     time_limit : float or None
         Seconds from the monitor's creation.
     cancel : callable, Event or None
@@ -68,10 +72,12 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def __init__(self, *, net, export, val, loss_fn, outputs, epochs, steps, learning_rate,
                  patience, time_limit,
-                 cancel, progress, output_path, overwrite, make_info, scores=None):
+                 cancel, progress, output_path, overwrite, make_info, scores=None,
+                 patience_after=0.0):
         super().__init__()
         self.net, self.val, self.loss_fn, self.outputs = net, val, loss_fn, list(outputs)
         self.epochs, self.steps, self.patience = epochs, steps, patience
+        self.patience_after = patience_after
         self.learning_rate = learning_rate
         self.steps_done = 0
         self.time_limit, self.cancel, self.progress = time_limit, cancel, progress
@@ -132,11 +138,15 @@ class TrainingMonitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def done(self) -> float:
+        """Fraction of the run done: steps, or time over the time limit."""
         done = self.steps_done / (self.epochs * self.steps)
         if self.time_limit:
             done = max(done, self.elapsed() / self.time_limit)
-        factor = 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(done, 1.0)))
+        return min(done, 1.0)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        factor = 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * self.done()))
         self.net.optimizer.learning_rate.assign(self.learning_rate * factor)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -170,7 +180,8 @@ class TrainingMonitor(keras.callbacks.Callback):
             self._save()
         else:
             self.wait += 1
-            if self.patience is not None and self.wait >= self.patience:
+            if (self.patience is not None and self.wait >= self.patience
+                    and self.done() >= self.patience_after):
                 self.stopped = "early_stopping"
                 self.net.stop_training = True
         self._emit(event="epoch", improved=improved, **record)

@@ -13,6 +13,13 @@ Rare classes get larger weights in both terms (:func:`class_weights`), and
 half of the training patches are centred on a pixel of a class chosen
 uniformly (see :class:`~napari_unet.training.sampler.PatchSampler`), so a
 small structure painted on a few planes is still learned.
+
+Few painted planes (fewer than :data:`MIN_SPLIT_PLANES`) are all used for
+training: holding one of three out would hide a third of the data and
+leave a one-plane validation score too noisy to stop on (it stopped a run
+at 0.75 mean Dice that reached 0.82 when trained to its time limit). The
+best epoch is then the one with the lowest training loss, and early
+stopping waits for half of the run (:func:`~napari_unet.training.train`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model_io import default_class_colors, semantic_outputs
+
+#: Fewer annotated planes than this: no validation planes are held out.
+MIN_SPLIT_PLANES = 5
 
 
 @dataclass
