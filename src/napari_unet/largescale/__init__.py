@@ -331,7 +331,8 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
     thread reads block k + 1's input and another writes block k - 1 to the
     zarr store. A :class:`~napari_unet.tiling.WindowCache` per plane
     computes each window once, although neighbouring blocks' halos share
-    windows. Memory: about three blocks plus a few rows of windows.
+    windows. Memory: about three blocks plus a few rows of windows; the
+    heap's free memory goes back to the system after each block.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -354,6 +355,7 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
     metas = []
     if progress is not None:
         progress(0, len(keys))
+    release_free_memory()
     with ThreadPoolExecutor(1, thread_name_prefix="napari-unet-read-block") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="napari-unet-write-block") as writer, \
             tqdm(total=len(keys), desc="blocks", unit="chunk", disable=run["quiet"],
@@ -370,6 +372,8 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
             if written is not None:
                 metas.append(written.result())
             written = writer.submit(store_block, path, plan, key, result)
+            del block, result
+            release_free_memory()
             bar.update(1)
             if progress is not None:
                 progress(n + 1, len(keys))
@@ -377,6 +381,31 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
                 raise Cancelled("blocks: cancelled")
         metas.append(written.result())
     return metas
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free memory back to the system (glibc only).
+
+    Each block allocates and frees ~150 MB of numpy and TensorFlow buffers
+    from several threads; glibc keeps much of it in per-thread arenas, so
+    the process grew by ~70 MB more over a 6144^2 run than its blocks need.
+    ``malloc_trim`` returns it, as dask.distributed's workers do; it costs
+    about a millisecond per block and changes nothing else.
+    """
+    import ctypes
+    import ctypes.util
+
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 class _PlaneCache:
