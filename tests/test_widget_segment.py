@@ -572,3 +572,25 @@ def test_relabelled_patches_keep_ids_unique_across_the_layer():
     np.testing.assert_array_equal(same, a)
     (mask,) = offset_patches([a > 0], existing, dict(params, mode="semantic"), whole=False)
     np.testing.assert_array_equal(mask, a > 0)
+
+
+def test_first_labels_layer_work_is_done_ahead_in_a_thread(monkeypatch):
+    """Opening the dock starts a thread that does the one-off work napari's
+    first Labels layer would do in the GUI thread when the first result
+    arrives: vispy's dash patterns (pure Python) and the imports."""
+    import threading
+
+    from vispy.visuals.line import dash_atlas
+
+    from napari_unet._widgets import segment_widget
+
+    dash_atlas._make_pattern.cache_clear()
+    monkeypatch.setattr(segment_widget, "_preloaded", False)
+    segment_widget._preload_for_labels()
+    for thread in threading.enumerate():
+        if thread.name == "napari-unet: preload":
+            thread.join(60)
+    assert dash_atlas._make_pattern.cache_info().currsize >= 13
+    assert "skimage.color.colorconv" in sys.modules and "pandas" in sys.modules
+    segment_widget._preload_for_labels()  # once per process: no second thread
+    assert not any(t.name == "napari-unet: preload" for t in threading.enumerate())

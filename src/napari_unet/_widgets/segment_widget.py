@@ -14,7 +14,7 @@ of a result's objects by confidence (:mod:`._review`, :mod:`._review_data`).
 
 from __future__ import annotations
 
-import sys
+import importlib
 import threading
 from typing import TYPE_CHECKING
 
@@ -256,18 +256,40 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
 
 
 def _preload_for_labels() -> None:
-    """Import, in a thread, what napari's first Labels layer imports (pandas, ~0.3 s).
+    """Do, in a thread, the one-off work of napari's first Labels layer.
 
-    napari imports it in the GUI thread when a first Labels layer is added,
-    i.e. when the first result arrives; done now, that stall is gone.
+    When the first result arrives, napari imports pandas (~0.3 s) and
+    scikit-image's colour conversions (for the random label colours, with
+    scipy.linalg: read from disk on a cold start), and vispy builds the dash
+    patterns of its line visuals, 13 patterns of 1024 steps in pure Python
+    (150-250 ms here, cached for the process): all in the GUI thread, as
+    one stall. Done now, while the worker starts, the first
+    result only has its own drawing to do. Building a throw-away
+    ``DashAtlas`` fills vispy's pattern cache; it is plain numpy, no GL.
     """
-    if "pandas" in sys.modules:
+    global _preloaded
+    if _preloaded:
         return
+    _preloaded = True
 
     def load():
+        for module in ("pandas", "skimage.color"):
+            try:
+                importlib.import_module(module)
+            except ImportError:  # napari then does without it, or reports it itself
+                pass
         try:
-            import pandas  # noqa: F401
-        except ImportError:  # napari then does without it, or reports it itself
+            from skimage.color import lab2rgb  # noqa: F401 - loads the lazy submodule
+        except ImportError:
+            pass
+        try:
+            from vispy.visuals.line.dash_atlas import DashAtlas
+
+            DashAtlas()
+        except Exception:  # noqa: BLE001 - only a head start; napari builds it anyway
             pass
 
     threading.Thread(target=load, daemon=True, name="napari-unet: preload").start()
+
+
+_preloaded = False
