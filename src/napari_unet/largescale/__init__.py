@@ -36,6 +36,12 @@ Memory holds one slab and its halo, whatever the number of planes.
 rewrites each chunk with the merged ids, so memory stays at a few blocks
 whatever the image size. :func:`segment_dask` builds the same graph lazily.
 Tasks get the model's *path* and load it once per worker process.
+
+Modules: :mod:`~napari_unet.largescale.blocks` (one block's tasks and the
+merge), :mod:`~napari_unet.largescale.volume` (Z stacks, slab by slab),
+:mod:`~napari_unet.largescale.local` (the blocks as a pipeline on this
+machine) and :mod:`~napari_unet.largescale.runner` (dask clusters and
+computing tasks with progress).
 """
 
 from __future__ import annotations
@@ -54,17 +60,16 @@ from .blocks import (
     Plan,
     Source,
     block_meta,
-    block_region,
     block_table,
     label_and_store,
     label_block,
     merge_tables,
     plane_range,
-    read_block,
     relabel_block,
     relabel_stored,
-    store_block,
 )
+from .local import _label_local
+from .runner import _compute, connect
 
 __all__ = ["segment_dask", "segment_zarr"]
 
@@ -322,164 +327,3 @@ def _write_labels(plan, src, path, run) -> int:
     _compute([dask.delayed(relabel_stored)(str(path), plan, k, t)
               for k, t in zip(keys, tables, strict=True)], "merge", unit="chunk", **merge_run)
     return int(merged[0].max(initial=0))
-
-
-def _label_local(plan, src, ranges, keys, path, run) -> list:
-    """Label every block here, as a pipeline, and return their metas.
-
-    While the network runs on block k (TensorFlow releases the GIL), one
-    thread reads block k + 1's input and another writes block k - 1 to the
-    zarr store. A :class:`~napari_unet.tiling.WindowCache` per plane
-    computes each window once, although neighbouring blocks' halos share
-    windows. Memory: about three blocks plus a few rows of windows; the
-    heap's free memory goes back to the system after each block.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
-    from ..cancel import Cancelled, is_cancelled
-    from ..tiling import WindowCache, region_windows
-
-    progress, cancel = run["progress"], run["cancel"]
-    pred = plan.prediction
-    caches = {}
-    if not plan.blocks.exact:  # exact runs batch like the in-memory path instead
-        uses: dict = {}  # plane index -> window -> [(block number, region)]
-        for n, key in enumerate(keys):
-            region = block_region(plan, key)[0]
-            plane = uses.setdefault(key[:-2], {})
-            for ij in region_windows(region, plan.shape[-2:], pred.tile_size, pred.overlap):
-                plane.setdefault(ij, []).append((n, region))
-        caches = {index: _PlaneCache(WindowCache(mine)) for index, mine in uses.items()}
-    metas = []
-    if progress is not None:
-        progress(0, len(keys))
-    release_free_memory()
-    with ThreadPoolExecutor(1, thread_name_prefix="napari-unet-read-block") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="napari-unet-write-block") as writer, \
-            tqdm(total=len(keys), desc="blocks", unit="chunk", disable=run["quiet"],
-                 leave=False) as bar:
-        data = reader.submit(read_block, src, plan, keys[0])
-        written = None
-        for n, key in enumerate(keys):
-            block = data.result()
-            if n + 1 < len(keys):
-                data = reader.submit(read_block, src, plan, keys[n + 1])
-            cache = caches.get(key[:-2])
-            result = label_block(src, plan, ranges, key, data=block,
-                                 cache=cache.at(n) if cache else None)
-            if written is not None:
-                metas.append(written.result())
-            written = writer.submit(store_block, path, plan, key, result)
-            del block, result
-            release_free_memory()
-            bar.update(1)
-            if progress is not None:
-                progress(n + 1, len(keys))
-            if is_cancelled(cancel):
-                raise Cancelled("blocks: cancelled")
-        metas.append(written.result())
-    return metas
-
-
-def release_free_memory() -> None:
-    """Hand the C heap's free memory back to the system (glibc only).
-
-    Each block allocates and frees ~150 MB of numpy and TensorFlow buffers
-    from several threads; glibc keeps much of it in per-thread arenas, so
-    the process grew by ~70 MB more over a 6144^2 run than its blocks need.
-    ``malloc_trim`` returns it, as dask.distributed's workers do; it costs
-    about a millisecond per block and changes nothing else.
-    """
-    import ctypes
-    import ctypes.util
-
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
-
-
-class _PlaneCache:
-    """A plane's WindowCache, moved on to the block being labelled (its
-    ``last_use`` counts blocks over all planes)."""
-
-    def __init__(self, cache):
-        self.cache = cache
-
-    def at(self, n: int):
-        while self.cache.region < n:
-            self.cache.advance()
-        return self.cache
-
-
-def connect(scheduler: str):
-    """A ``distributed.Client`` for a scheduler address, with a clear error
-    when the optional ``distributed`` package is missing."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise RuntimeError(
-            "running on a dask cluster needs the 'distributed' package: "
-            "pip install 'napari-tiled-unet[distributed]'") from None
-    try:
-        return Client(scheduler, timeout="10s")
-    except OSError as err:
-        raise OSError(f"cannot reach the dask scheduler at {scheduler}: {err}") from None
-
-
-def _compute(tasks, desc, *, unit, client, num_workers, quiet, progress=None, cancel=None):
-    """Compute delayed tasks (results in order), with a tqdm bar counting them.
-
-    ``progress(done, total)`` is called as tasks finish; a set ``cancel``
-    event stops the computation with :class:`~napari_unet.tiling.Cancelled`.
-    """
-    import dask
-    from tqdm import tqdm
-
-    from ..cancel import Cancelled, is_cancelled
-
-    done = [0]  # not bar.n: a disabled (quiet) tqdm bar does not count
-
-    def step(bar):
-        bar.update(1)
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], len(tasks))
-        if is_cancelled(cancel):
-            raise Cancelled(f"{desc}: cancelled")
-
-    if progress is not None:
-        progress(0, len(tasks))
-    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=quiet, leave=False) as bar:
-        if client is not None:
-            from distributed import as_completed
-
-            futures = client.compute(tasks)
-            try:
-                for _ in as_completed(futures):
-                    step(bar)
-            except Cancelled:
-                client.cancel(futures)
-                raise
-            return client.gather(futures)
-        from dask.callbacks import Callback
-
-        keys = {t.key for t in tasks}
-
-        class Progress(Callback):
-            def _posttask(self, key, result, dsk, state, worker_id):
-                if key in keys:
-                    step(bar)
-
-        with Progress():
-            return list(dask.compute(*tasks, num_workers=num_workers,
-                                     scheduler="sync" if num_workers == 1 else "threads"))
