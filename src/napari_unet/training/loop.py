@@ -8,14 +8,16 @@ time limit, scores the validation patches after each epoch, keeps the best
 weights and saves them atomically. Images are normalized exactly as at
 prediction time (per-plane percentiles), so a trained model needs no
 further calibration.
+
+The run's inputs (starting model, validation split, patch feed) are
+prepared by :mod:`.prepare`; :mod:`.result` holds :class:`TrainingResult`
+(re-exported here) and the provenance stored with the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ from ..model_io import ModelFileError, ModelInfo
 from ..settings import DEFAULT, SEMANTIC_DEFAULTS, TRAINING_DEFAULTS, training_preset
 from .data import counted_planes, training_planes
 from .losses import make_loss
+from .prepare import _counts, _patch_dataset, _resolve_start, _split_validation, _uncompiled_copy
+from .result import TrainingResult, _versions
 from .sampler import Augmentation, PatchSampler, grid_patches
 from .semantic import (
     MIN_SPLIT_PLANES,
@@ -33,103 +37,6 @@ from .semantic import (
     validation_scores,
 )
 from .targets import SUPPORTED_OUTPUTS
-
-
-@dataclass
-class TrainingResult:
-    """Outcome of :func:`train`.
-
-    Attributes
-    ----------
-    model : keras.Model
-        The trained model (uncompiled), holding the best epoch's weights.
-    info : ModelInfo
-        Its metadata (also stored in ``path``).
-    history : list of dict
-        One record per completed epoch (loss, val_loss, val_score, ...).
-    best_score : float or None
-        Best validation score (mean Dice over outputs), or best training
-        loss without validation data; None if no epoch completed.
-    best_epoch : int or None
-        1-based epoch of ``best_score``.
-    path : Path or None
-        Saved model file; None if nothing was saved.
-    stopped : str
-        'completed', 'early_stopping', 'time_limit' or 'cancelled'.
-    """
-
-    model: object
-    info: ModelInfo
-    history: list[dict] = field(default_factory=list)
-    best_score: float | None = None
-    best_epoch: int | None = None
-    path: Path | None = None
-    stopped: str = "completed"
-
-    @property
-    def cancelled(self) -> bool:
-        return self.stopped == "cancelled"
-
-
-def _split_validation(planes, labels, fraction: float, rng, counted=None):
-    """Hold out whole planes, or a strip of a single plane.
-
-    Returns train planes, labels, counted; validation planes, labels,
-    counted; and how validation was split (counted lists are None when
-    ``counted`` is).
-    """
-    n = len(planes)
-    cnt = counted if counted is not None else [None] * n
-    if n >= 2:
-        n_val = min(n - 1, max(1, int(round(fraction * n))))
-        val = sorted(rng.choice(n, n_val, replace=False).tolist())
-        train = [i for i in range(n) if i not in val]
-        parts = [[seq[i] for i in idx] for idx in (train, val) for seq in (planes, labels, cnt)]
-        mode = "held-out planes"
-    else:
-        img, lab = planes[0], labels[0]
-        axis = 0 if lab.shape[0] >= lab.shape[1] else 1
-        cut = int(round(lab.shape[axis] * (1 - fraction)))
-        if not 0 < cut < lab.shape[axis]:
-            raise ValueError("The single training image is too small to split off validation "
-                             "data; give val_images or set val_fraction=0.")
-        a, b = [slice(None)] * 2, [slice(None)] * 2
-        a[axis], b[axis] = slice(0, cut), slice(cut, None)
-        parts = [[None if x is None else x[tuple(s)]] for s in (a, b)
-                 for x in (img, lab, cnt[0])]
-        mode = "held-out strip of the image"
-    if counted is None:
-        parts[2] = parts[5] = None
-    return (*parts, mode)
-
-
-def _counts(counted) -> bool:
-    """Whether some pixel of these planes counts (None: all of them do)."""
-    return counted is None or any(c is None or c.any() for c in counted)
-
-
-def _resolve_start(model, info):
-    """``(keras_model or None, parent ModelInfo or None, parent name)``."""
-    if model is None:
-        return None, None, None
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from ..model_io import load_model
-
-        loaded, parent = load_model(model, with_info=True)
-        _check_trainable(loaded, model)
-        return loaded, parent, parent.name or Path(model).stem
-    _check_trainable(model, model.name)
-    parent = info if info is not None else ModelInfo.from_model(model)
-    return model, parent, parent.name or model.name
-
-
-def _check_trainable(model, where) -> None:
-    """Refuse a model whose weights are a frozen TensorFlow SavedModel (a zoo import)."""
-    if getattr(model, "napari_unet_saved_model", False):
-        raise ModelFileError(
-            f"{where} has only TensorFlow SavedModel weights, which cannot be fine-tuned. "
-            "Start from a .keras model, or a bioimage.io package with keras_v3 or "
-            "keras_hdf5 weights.")
 
 
 def train(
@@ -480,49 +387,3 @@ def train(
     dataset = _patch_dataset(sampler, steps_per_epoch, batch_size, rng)
     net.fit(dataset, epochs=epochs, verbose=0, callbacks=[monitor])
     return monitor.finish()
-
-
-def _uncompiled_copy(model, weights: bool = False):
-    """A new model with ``model``'s architecture (and weights), not compiled.
-
-    Rebuilt from the config rather than ``clone_model``, which would replay
-    the original's compile() and fail on unregistered custom losses.
-    """
-    copy = model.__class__.from_config(model.get_config())
-    if weights:
-        copy.set_weights(model.get_weights())
-    return copy
-
-
-def _patch_dataset(sampler: PatchSampler, steps: int, batch_size: int, rng):
-    import keras
-
-    class PatchDataset(keras.utils.PyDataset):
-        """``steps`` random batches per epoch; one RNG, used by one thread."""
-
-        def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
-
-        def __len__(self):
-            return steps
-
-        def __getitem__(self, index):
-            return sampler.batch(batch_size, rng)
-
-    return PatchDataset()
-
-
-def _versions() -> dict:
-    import keras
-
-    from .. import __version__
-
-    try:
-        import tensorflow as tf
-
-        tf_version = tf.__version__
-    except ImportError:  # pragma: no cover - another Keras backend
-        tf_version = None
-    return {"versions": {"napari_unet": __version__, "keras": keras.__version__,
-                         "tensorflow": tf_version},
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -188,7 +188,7 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def finish(self):
         """Restore the best weights, write the final file, build the result."""
-        from .loop import TrainingResult
+        from .result import TrainingResult
 
         if self.best_weights is not None:
             self.export.set_weights(self.best_weights)
