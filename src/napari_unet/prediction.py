@@ -20,7 +20,8 @@ from .axes import Axes, resolve_axes
 from .model_io import ModelInfo, resolve_model
 from .normalize import check_dtype, percentile_range
 from .settings import PredictionSettings, split_options
-from .tiling import ProgressCallback, check_tiling, count_windows, predict_plane
+from .tiling import ProgressCallback, predict_plane
+from .window_grid import check_tiling, count_windows
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ How it works
   and normalized by the same weight sums, so blocks computed apart (out of
   core, on other machines) equal the whole-plane result;
   :func:`predict_plane` is the region that covers the plane.
+
+The window grid (origins, tapers, mirroring, which windows a region needs)
+is :mod:`napari_unet.window_grid`; the windows shared by neighbouring
+regions are kept by :class:`~napari_unet.window_cache.WindowCache`.
 """
 
 from __future__ import annotations
@@ -38,166 +42,19 @@ import numpy as np
 from . import engine
 from .cancel import Cancelled, is_cancelled
 from .normalize import apply_range
+from .window_cache import WindowCache
+from .window_grid import (
+    check_tiling,
+    count_windows,  # noqa: F401  (re-exported: imported from here)
+    mirror_index,
+    region_input_box,
+    region_windows,
+    taper,  # noqa: F401  (re-exported: imported from here)
+    window_starts,
+    window_tapers,
+)
 
 ProgressCallback = Callable[[int, int], None]
-
-# --------------------------------------------------------------------------
-# Geometry
-# --------------------------------------------------------------------------
-def mirror_index(idx: np.ndarray, n: int) -> np.ndarray:
-    """Map any integer positions into ``[0, n)`` by symmetric mirroring.
-
-    Works for every ``n >= 1`` (a 1-pixel axis maps everything to 0), unlike
-    ``np.pad(mode="reflect")``, which needs ``n >= 2`` and a pad < n.
-    """
-    period = 2 * n
-    m = np.mod(idx, period)
-    return np.where(m < n, m, period - 1 - m)
-
-
-def window_starts(length: int, tile: int, stride: int) -> np.ndarray:
-    """Origins of the windows covering ``[0, length)`` along one axis."""
-    if length <= tile:
-        return np.array([0])
-    n = int(np.ceil((length - tile) / stride)) + 1
-    return np.arange(n) * stride
-
-
-def taper(tile: int, overlap: int, *, first: bool = False, last: bool = False,
-          margin: float = 0.25) -> np.ndarray:
-    """1D blending weight of one window along one axis.
-
-    The weight is 0 on the outer ``margin * overlap`` pixels of each side
-    (where the window lacks context), rises with a raised cosine across the
-    middle of the overlap and is 1 elsewhere. Neighbouring windows' ramps
-    overlap symmetrically, so every pixel is covered with a positive weight
-    sum. A window at the start (``first``) or end (``last``) of the image
-    is not tapered on that side: no other window covers those pixels.
-    """
-    w = np.ones(tile, dtype=np.float32)
-    if overlap <= 0:
-        return w
-    skip = int(round(margin * overlap))
-    width = overlap - 2 * skip
-    ramp = np.zeros(overlap, dtype=np.float32)
-    ramp[skip:skip + width] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width) + 0.5) / width)
-    ramp[skip + width:] = 1.0
-    if not first:
-        w[:overlap] = ramp
-    if not last:
-        w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
-    return w
-
-
-def check_tiling(tile_size: int, overlap: int, multiple: int) -> None:
-    """Validate tile size and overlap for a model that downsamples by ``multiple``."""
-    if tile_size < multiple or tile_size % multiple:
-        raise ValueError(
-            f"tile_size must be a positive multiple of {multiple} for this model, got {tile_size}"
-        )
-    if not 0 <= overlap < tile_size:
-        raise ValueError(f"overlap must be in [0, tile_size), got {overlap}")
-    if (tile_size - overlap) % multiple:
-        raise ValueError(
-            f"tile_size - overlap must be a multiple of {multiple} so windows stay on the "
-            f"model's pooling grid; got {tile_size} - {overlap}"
-        )
-
-
-def count_windows(shape: tuple[int, int], tile_size: int, overlap: int) -> int:
-    """Number of windows :func:`predict_plane` runs on a plane of ``shape``."""
-    stride = tile_size - overlap
-    return len(window_starts(shape[0], tile_size, stride)) * len(
-        window_starts(shape[1], tile_size, stride)
-    )
-
-
-def window_tapers(starts: np.ndarray, tile: int, overlap: int) -> list[np.ndarray]:
-    """1D weights of the windows at ``starts`` (first/last not tapered outwards)."""
-    n = len(starts)
-    return [taper(tile, overlap, first=i == 0, last=i == n - 1) for i in range(n)]
-
-
-def _touching(starts: np.ndarray, tile: int, a: int, b: int) -> np.ndarray:
-    """Indices of the windows that overlap ``[a, b)``."""
-    return np.flatnonzero((starts < b) & (starts + tile > a))
-
-
-def region_input_box(region, image_shape, tile_size: int, overlap: int) -> tuple[int, ...]:
-    """Bounding box ``(y0, y1, x0, x1)`` of the pixels that the windows
-    touching ``region`` read, mirrored positions past the image included.
-
-    Reading this box (e.g. from a lazy array) is enough to predict
-    ``region`` with :func:`predict_region`; it extends at most one tile
-    beyond the region.
-    """
-    box = []
-    for a, b, n in ((region[0], region[1], image_shape[0]), (region[2], region[3], image_shape[1])):
-        starts = window_starts(n, tile_size, tile_size - overlap)
-        idx = _touching(starts, tile_size, a, b)
-        pos = mirror_index(np.arange(starts[idx[0]], starts[idx[-1]] + tile_size), n)
-        box += [int(pos.min()), int(pos.max()) + 1]
-    return tuple(box)
-
-
-def region_windows(region, image_shape, tile_size: int, overlap: int) -> list[tuple[int, int]]:
-    """Grid indices ``(i, j)`` of the whole plane's windows that touch
-    ``region`` (``(y0, y1, x0, x1)``), in the order they are run."""
-    stride = tile_size - overlap
-    ys = window_starts(image_shape[0], tile_size, stride)
-    xs = window_starts(image_shape[1], tile_size, stride)
-    return [(int(i), int(j)) for i in _touching(ys, tile_size, region[0], region[1])
-            for j in _touching(xs, tile_size, region[2], region[3])]
-
-
-class WindowCache:
-    """Window predictions shared by neighbouring regions of one plane.
-
-    Out of core, blocks plus their halo overlap, so the same windows touch
-    several blocks. Given, for each window, the regions (numbered in
-    processing order, with their ``(y0, y1, x0, x1)`` boxes) that need it,
-    the cache keeps a window's prediction from its first use to its last,
-    and no longer, and only the part of it that later regions cover: each
-    window is computed once, and memory holds only the parts of windows
-    along the faces of regions still to come (a few rows of windows).
-    """
-
-    def __init__(self, uses: dict):
-        self._uses = uses  # (i, j) -> [(region number, region box), ...]
-        self._last_use = {ij: max(n for n, _ in u) for ij, u in uses.items()}
-        self._store: dict = {}
-        self.region = 0
-
-    def get(self, ij):
-        """``(prediction, (dy, dx))``: the kept part of the window and its
-        offset in the window, or None."""
-        return self._store.get(ij)
-
-    def offer(self, ij, pred: np.ndarray, start: tuple[int, int] = (0, 0)) -> None:
-        """Keep the part of window ``ij`` (at global ``start``) that later regions need."""
-        later = [box for n, box in self._uses.get(ij, ()) if n > self.region]
-        if not later:
-            return
-        (y, x), (th, tw) = start, pred.shape[:2]
-        a0 = max(0, min(b[0] for b in later) - y)
-        a1 = min(th, max(b[1] for b in later) - y)
-        c0 = max(0, min(b[2] for b in later) - x)
-        c1 = min(tw, max(b[3] for b in later) - x)
-        # A copy: not a view of the whole batch.
-        self._store[ij] = (np.array(pred[a0:a1, c0:c1]), (a0, c0))
-
-    def advance(self) -> None:
-        """The current region is done: forget windows no later region needs."""
-        self._store = {ij: p for ij, p in self._store.items()
-                       if self._last_use[ij] > self.region}
-        self.region += 1
-
-    def nbytes(self) -> int:
-        """Memory held by the kept predictions."""
-        return sum(p.nbytes for p, _ in self._store.values())
-
-    def __len__(self) -> int:
-        return len(self._store)
 
 
 def _read_window(plane, y0: int, x0: int, tile: int, shape, origin) -> np.ndarray:
@@ -259,7 +116,8 @@ def predict_region(
     ----------
     plane : array-like, shape (h, w, C)
         Raw intensities of the global pixels ``origin[0]:origin[0] + h``,
-        ``origin[1]:origin[1] + w``; it must hold :func:`region_input_box`.
+        ``origin[1]:origin[1] + w``; it must hold
+        :func:`~napari_unet.window_grid.region_input_box`.
     model : keras.Model
         Fully convolutional NHWC model.
     region : (y0, y1, x0, x1), optional

@@ -93,7 +93,7 @@ def _plan(image, model, info, *, axes, channel_axis, channels, settings,
     """
     from ..model import model_channels, model_depth
     from ..prediction import prepare_image
-    from ..tiling import check_tiling
+    from ..window_grid import check_tiling
 
     if model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         keras_model, file_info = load_model_cached(model)

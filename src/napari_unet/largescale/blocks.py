@@ -130,8 +130,8 @@ def _strided_samples(tile: np.ndarray, start: int, width: int, step: int) -> np.
 
 def block_region(plan: Plan, key) -> tuple:
     """``(region, box)``: the block + halo to predict, and the input pixels
-    its windows read (see :func:`~napari_unet.tiling.region_input_box`)."""
-    from ..tiling import region_input_box
+    its windows read (see :func:`~napari_unet.window_grid.region_input_box`)."""
+    from ..window_grid import region_input_box
 
     (h, w), d, pred = plan.shape[-2:], plan.blocks.halo, plan.prediction
     y0, y1, x0, x1 = plan.core(key)
@@ -149,7 +149,7 @@ def label_block(src: Source, plan: Plan, ranges, key, *, data=None, cache=None) 
     (instance mode) each id's global first pixel, or -1 if incomplete.
 
     ``data`` is the block's input (:func:`read_block`), read here if None;
-    ``cache`` a :class:`~napari_unet.tiling.WindowCache` of the plane.
+    ``cache`` a :class:`~napari_unet.window_cache.WindowCache` of the plane.
     """
     from scipy import ndimage as ndi
 

@@ -18,7 +18,7 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
 
     While the network runs on block k (TensorFlow releases the GIL), one
     thread reads block k + 1's input and another writes block k - 1 to the
-    zarr store. A :class:`~napari_unet.tiling.WindowCache` per plane
+    zarr store. A :class:`~napari_unet.window_cache.WindowCache` per plane
     computes each window once, although neighbouring blocks' halos share
     windows. Memory: about three blocks plus a few rows of windows; the
     heap's free memory goes back to the system after each block.
@@ -28,7 +28,8 @@ def _label_local(plan, src, ranges, keys, path, run) -> list:
     from tqdm import tqdm
 
     from ..cancel import Cancelled, is_cancelled
-    from ..tiling import WindowCache, region_windows
+    from ..window_cache import WindowCache
+    from ..window_grid import region_windows
 
     progress, cancel = run["progress"], run["cancel"]
     pred = plan.prediction
