@@ -37,11 +37,11 @@ import sys
 from pathlib import Path
 import tifffile
 from napari_unet.tiff import write_tiff_atomic
-from napari_unet.largescale import cached_model
+from napari_unet.model_io import load_model_cached
 from napari_unet import segment
 folder, out, model = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None
 out.mkdir(parents=True, exist_ok=True)
-net, info = cached_model(model)
+net, info = load_model_cached(model)
 for path in sorted(folder.glob("*.tif")):
     labels = segment(tifffile.imread(path), net, info=info)
     write_tiff_atomic(out / f"{path.stem}_labels.tif", labels, overwrite=True)
@@ -76,7 +76,7 @@ def main():
 
     import napari_unet as nu
     from napari_unet.cli import main as cli_main
-    from napari_unet.largescale import cached_model
+    from napari_unet.model_io import load_model_cached
     from napari_unet.tiff import read_tiff
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_cli_"))
@@ -98,7 +98,7 @@ def main():
             loop_e2e.append(timed_process(loop_cmd))
 
         # In-process, start-up excluded: warm up both, then time them.
-        net, info = cached_model(model_path)
+        net, info = load_model_cached(model_path)
         loop_ns: dict = {"__name__": "loop"}
         loop_argv = ["", str(tmp / "images"), str(tmp / "loop_in"), model_path or ""]
         cli_argv = ["segment", str(tmp / "images"), "-o", str(tmp / "cli_in"), "--overwrite",

@@ -85,13 +85,13 @@ def main():
     args = parser.parse_args()
 
     import napari_unet as nu
-    from napari_unet.largescale import cached_model
+    from napari_unet.model_io import load_model_cached
     from napari_unet.tiling import count_windows
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_largescale_", dir=args.workdir))
     try:
         model_path, label = benchmark_model(args.model, tmp)
-        model, info = cached_model(model_path)
+        model, info = load_model_cached(model_path)
         tile = info.tile_size
         # Trace and warm up outside the measurement.
         small = write_nuclei_zarr(tmp / "warm.zarr", 512, 256)

@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1024 px, 2 repeats")
+    parser.add_argument("--window", type=int, default=256,
+                        help="also time segment with windows of this size, side by side "
+                             "(information, not a target; 0: skip)")
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.repeat = min(args.size, 1024), min(args.repeat, 2)
@@ -59,20 +62,30 @@ def main(argv=None) -> int:
     # Warm up (trace) both paths on the full image once: not timed.
     seed_way(image, model, info)
     nu.segment(image, model, info=info)
-    t_seed = t_seg = float("inf")
-    for _ in range(args.repeat):  # alternate: machine load hits both alike
+    big = dict(tile_size=args.window) if args.window else None
+    if big:
+        nu.segment(image, model, info=info, **big)
+    t_seed = t_seg = t_big = float("inf")
+    for _ in range(args.repeat):  # alternate: machine load hits all alike
         t0 = time.perf_counter()
         seed_mask, _ = seed_way(image, model, info)
         t_seed = min(t_seed, time.perf_counter() - t0)
         t0 = time.perf_counter()
         labels, probs = nu.segment(image, model, info=info, return_probabilities=True)
         t_seg = min(t_seg, time.perf_counter() - t0)
+        if big:
+            t0 = time.perf_counter()
+            nu.segment(image, model, info=info, **big)
+            t_big = min(t_big, time.perf_counter() - t0)
     ratio = t_seg / t_seed
     print(f"seed way (128 px patches, one model.predict, threshold): {t_seed:6.2f} s "
           f"({mpx / t_seed:.2f} Mpx/s)")
     print(f"segment defaults (seamless, instance labels):           {t_seg:6.2f} s "
           f"({mpx / t_seg:.2f} Mpx/s), {int(labels.max())} objects")
     print(f"ratio segment / seed way: {ratio:.2f}")
+    if big:
+        print(f"(not a default) segment with {args.window} px windows:  {t_big:6.2f} s "
+              f"({mpx / t_big:.2f} Mpx/s), ratio {t_big / t_seed:.2f}")
 
     # Seamlessness: the tiled result against one whole-image pass.
     crop = image[:1024, :1024]
