@@ -594,3 +594,23 @@ def test_first_labels_layer_work_is_done_ahead_in_a_thread(monkeypatch):
     assert "skimage.color.colorconv" in sys.modules and "pandas" in sys.modules
     segment_widget._preload_for_labels()  # once per process: no second thread
     assert not any(t.name == "napari-unet: preload" for t in threading.enumerate())
+
+
+def test_probability_cache_replaces_a_rerun_and_updates_a_part_in_place():
+    """A re-run of the same region replaces its cached patch (no copy of the
+    probabilities in the GUI thread, and the new run's model info); a run
+    of a smaller region is written into the patch that holds it."""
+    from napari_unet._widgets._results import Result
+    from napari_unet.scope import Scope, whole_scope
+
+    result = Result(image=None, layer=None, tracker=None, geometry={})
+    whole = whole_scope((64, 64))
+    first, second = np.zeros((2, 64, 64), np.float32), np.ones((2, 64, 64), np.float32)
+    result.cache(whole, first, "info 1")
+    result.cache(whole, second, "info 2")
+    assert len(result.patches) == 1
+    assert result.patches[0][1] is second and result.patches[0][2] == "info 2"
+    part = Scope(None, (slice(8, 24), slice(8, 24)), (slice(8, 24), slice(8, 24)), 2)
+    result.cache(part, np.full((2, 16, 16), 0.5, np.float32), "info 3")
+    assert len(result.patches) == 1 and result.patches[0][1] is second
+    assert second[0, 8, 8] == 0.5 and second[0, 7, 7] == 1 and second[0, 24, 24] == 1

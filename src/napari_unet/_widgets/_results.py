@@ -50,14 +50,17 @@ class Result:
     def cache(self, region: Scope, probs: np.ndarray, info) -> None:
         """Remember ``probs`` of ``region``, folding it into a cached patch.
 
-        A region inside a cached patch updates that patch in place (a
-        re-run of one slice of a stack); patches inside the new region are
-        dropped. Keeps one copy of the probabilities per pixel; later
+        A region strictly inside a cached patch updates that patch in place
+        (a re-run of one slice of a stack); patches inside the new region,
+        or equal to it, are dropped. Keeps one copy of the probabilities per pixel; later
         patches win where they overlap.
         """
         kept = []
         for old_region, old_probs, old_info in self.patches:
-            if _contains(old_region, region) and old_probs.shape[0] == probs.shape[0]:
+            # The same region again (a re-run) replaces the patch: no 50 MB copy
+            # in the GUI thread for a 2048^2 image, and the new run's model info.
+            if (_contains(old_region, region) and not _contains(region, old_region)
+                    and old_probs.shape[0] == probs.shape[0]):
                 old_probs[(slice(None),) + _relative(old_region, region)] = probs
                 return
             if not _contains(region, old_region):
