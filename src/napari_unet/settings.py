@@ -16,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields, replace
 
-#: Default window edge (px): the 128x128 patches the network is trained on.
-#: With batches of 16 windows and a 32 px overlap, `segment` (instances
-#: included) ran in 0.58x the time of the seed's batched 128 px patches on
-#: 2048x2048 (bf16, 2-core AVX-512 CPU; benchmarks/bench_speed.py);
-#: 256 px windows were a little faster (0.48x, 1.31x recomputed pixels
-#: instead of 1.78x) and stay one option away (``tile_size=256``).
+#: Default window edge (px): the 128x128 patches the network is trained on
+#: (and the product's tiles). With batches of 16 windows and a 32 px overlap,
+#: `segment` (instances included) took 0.58x the time of the seed's batched
+#: 128 px patches on 2048x2048 with bf16 on a CPU with AMX, but 1.17-1.25x on
+#: a Zen 4 without AMX, where bf16 only doubles the matmul rate and cannot pay
+#: for the 1.78x recomputed pixels (benchmarks/bench_speed.py). 256 px windows
+#: (1.31x) took 0.48x / 0.90x and stay one option away (``tile_size=256``).
 DEFAULT_WINDOW = 128
 
 #: Arithmetic the network can run in (see :mod:`napari_unet.engine`).
