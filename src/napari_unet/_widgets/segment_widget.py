@@ -263,8 +263,8 @@ def _preload_for_labels() -> None:
     scipy.linalg: read from disk on a cold start), and vispy builds the dash
     patterns of its line visuals, 13 patterns of 1024 steps in pure Python
     (150-250 ms here, cached for the process): all in the GUI thread, as
-    one stall. Done now, while the worker starts, the first
-    result only has its own drawing to do. Building a throw-away
+    one stall. Done now, while the worker starts, the first result only has
+    napari's own layer set-up and drawing to do. Building a throw-away
     ``DashAtlas`` fills vispy's pattern cache; it is plain numpy, no GL.
     """
     global _preloaded
