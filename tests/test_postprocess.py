@@ -106,7 +106,7 @@ def test_only_objects_that_can_change_are_refined(monkeypatch):
     equals refining every object one by one."""
     from scipy import ndimage as ndi
 
-    from napari_unet import postprocess
+    from napari_unet import refine
 
     rng = np.random.default_rng(0)
     fg = np.zeros((300, 300), np.float32)
@@ -124,9 +124,9 @@ def test_only_objects_that_can_change_are_refined(monkeypatch):
     info = ModelInfo(outputs=["foreground", "boundary"])
     fast = nu.probabilities_to_labels(probs, info=info, min_size=10)
     n = int(fast.max())
-    monkeypatch.setattr(postprocess, "_objects_next_to_pockets",
+    monkeypatch.setattr(refine, "_objects_next_to_pockets",
                         lambda labels: range(1, int(labels.max()) + 1))
-    monkeypatch.setattr(postprocess, "_objects_with_seeds",
+    monkeypatch.setattr(refine, "_objects_with_seeds",
                         lambda labels, *a: range(1, int(labels.max()) + 1))
     every = nu.probabilities_to_labels(probs, info=info, min_size=10)
     np.testing.assert_array_equal(fast, every)
