@@ -16,6 +16,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields, replace
 
+# Re-exported: these names have always been importable from here.
+from .training_settings import (
+    DEFAULT,
+    SEMANTIC_DEFAULTS,
+    TRAINING_DEFAULTS,
+    TRAINING_PRESETS,
+    training_preset,
+)
+
 #: Default window edge (px): the 128x128 patches the network is trained on
 #: (and the product's tiles). With batches of 16 windows and a 32 px overlap,
 #: `segment` (instances included) took 0.58x the time of the seed's batched
@@ -40,59 +49,6 @@ __all__ = [
     "voxel_size_tuple",
     "training_preset",
 ]
-
-#: Named sets of :func:`~napari_unet.train` settings (``train(preset=...)``,
-#: ``napari-unet train --preset``). ``quick``: fine-tuning on one or a few
-#: corrected images that pays off within 3 minutes on 2 CPU cores, start-up
-#: included (``benchmarks/bench_annotator.py`` measures it): a fixed time
-#: budget of short epochs, so the best one is kept, no early stopping.
-TRAINING_PRESETS = {
-    "quick": {"epochs": 12, "steps_per_epoch": 15, "batch_size": 8, "patch_size": 128,
-              "learning_rate": 1e-3, "patience": None, "time_limit": 140.0},
-}
-
-
-#: :func:`~napari_unet.train`'s own values of the settings a preset can set.
-TRAINING_DEFAULTS = {"epochs": 30, "steps_per_epoch": 100, "batch_size": 8,
-                     "patch_size": 128, "learning_rate": 1e-3, "patience": 8,
-                     "time_limit": None}
-
-
-class _Default:
-    """Marks a :func:`~napari_unet.train` argument the caller did not give:
-    it takes the preset's value, else :data:`TRAINING_DEFAULTS`' (an explicit
-    value, even one equal to the default, always wins)."""
-
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT = _Default()
-
-
-#: What a from-scratch ``train(task="semantic")`` uses for the settings
-#: not given to :func:`~napari_unet.train`: a few painted planes give little
-#: data per epoch, so short epochs of small batches of 96 px patches and a
-#: higher learning rate (cosine-decayed to the time limit) learn the most per
-#: CPU second, and enough epochs that a time limit, not the epoch count,
-#: ends a run (30 epochs stopped one at 185 of its 600 CPU seconds);
-#: ``benchmarks/bench_semantic.py`` measures them.
-SEMANTIC_DEFAULTS = {"epochs": 100, "steps_per_epoch": 40, "batch_size": 4, "patch_size": 96,
-                     "learning_rate": 2e-3}
-
-
-def training_preset(name: str) -> dict:
-    """The settings of a training preset (a copy).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not one of :data:`TRAINING_PRESETS`.
-    """
-    if name not in TRAINING_PRESETS:
-        raise ValueError(f"Unknown training preset {name!r}; presets: "
-                         f"{', '.join(TRAINING_PRESETS)}")
-    return dict(TRAINING_PRESETS[name])
 
 
 def _check(ok: bool, message: str) -> None:
