@@ -13,7 +13,7 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 from napari_unet import read_model_info  # noqa: E402
-from napari_unet._widgets import _models, train_widget  # noqa: E402
+from napari_unet._widgets import _models, _train_options, train_widget  # noqa: E402
 from napari_unet._widgets._models import ModelRegistry  # noqa: E402
 from napari_unet._widgets.train_widget import TrainWidget, default_output_path  # noqa: E402
 from napari_unet.export import export_pairs  # noqa: E402
@@ -98,7 +98,7 @@ def test_short_run_adds_a_model_the_segment_widget_lists(make_napari_viewer, qtb
     # Before any training the plot says so, instead of showing empty axes.
     assert "No training yet" in widget.plot.note and not widget.plot.ax.get_visible()
     # The clock moves on (names carry a timestamp): the name shown is still the one used.
-    monkeypatch.setattr(train_widget, "default_output_path",
+    monkeypatch.setattr(_train_options, "default_output_path",
                         lambda *a, **k: tmp_path / "models" / "later.keras")
 
     widget.start()

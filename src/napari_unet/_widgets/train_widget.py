@@ -9,6 +9,8 @@ live curve. Cancel stops after the current step (or terminates the
 worker if it does not stop within a second); the best completed epoch is
 already saved by then. A finished model is announced with
 :data:`._models.model_added`, so model lists (Segment widget) show it.
+How the settings fields follow the start model, task and preset is in
+:mod:`._train_options` (:class:`~._train_options.TrainOptions`, mixed in).
 """
 
 from __future__ import annotations
@@ -31,9 +33,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 
-from ..export import class_names_from_features
 from ..model_io import default_model_path
-from ..settings import SEMANTIC_DEFAULTS, training_preset
 from ..worker.protocol import TrainRequest, TrainSummary, WarmUp
 from ..worker.shm import Slice
 from . import _job, _layers, _models, _worker
@@ -42,25 +42,18 @@ from ._bioimageio import BioimageioExport
 from ._models import LOAD_ENTRY, ModelRegistry
 from ._plot import TrainingPlot
 from ._progress import DockProgress
-from ._train_job import JIT_MIN_STEPS, default_output_path, describe
+from ._train_job import JIT_MIN_STEPS, default_output_path, describe  # noqa: F401 (re-export)
+from ._train_options import INSTANCE_SETTINGS, SCRATCH, TASKS, WIDTHS, TrainOptions
 from .export_widget import ExportError, channel_axis_for
 
 if TYPE_CHECKING:
     import napari
 
-SCRATCH = "__scratch__"
-#: The dock's own settings for instance models (semantic: SEMANTIC_DEFAULTS).
-INSTANCE_SETTINGS = {"epochs": 10, "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128,
-                     "learning_rate": 1e-3}
-WIDTHS = [("16 (fast, like the shipped model)", 16), ("32", 32), ("64 (reference U-Net)", 64)]
-TASKS = [("instance (countable objects)", "instance"),
-         ("semantic (classes; unpainted planes ignored)", "semantic")]
-
 
 # --------------------------------------------------------------------------
 # The widget
 # --------------------------------------------------------------------------
-class TrainWidget(DockWidget):
+class TrainWidget(TrainOptions, DockWidget):
     """Fine-tune a U-Net, or train a new one, on corrected data.
 
     Parameters
@@ -185,53 +178,6 @@ class TrainWidget(DockWidget):
         self.datasets.reset_choices()
 
     # ------------------------------------------------------------- model
-    def _on_model(self, *args):
-        value = self.start_model.value
-        if value == LOAD_ENTRY:
-            path = _models.ask_model_file(self.native, "Start from a model")
-            if not (path and self.load_model_file(path)):
-                self.start_model.value = self._model_value
-            return
-        self._model_value = value
-        self.base_filters.visible = value == SCRATCH
-        self.task.enabled = value == SCRATCH  # a fine-tuned model keeps its task
-        if value != SCRATCH:
-            try:
-                info = self.registry.info(value)
-            except Exception as err:  # noqa: BLE001 - shown now, and again at Start
-                self.status.value = _job.describe_error(err)
-                info = None
-            if info is not None:
-                self.patch_size.value = int(info.tile_size)
-                self.task.value = info.task
-                if info.is_semantic:
-                    self.class_names.value = ", ".join(info.classes)
-        self._on_task()
-        self._update_output()
-
-    def _on_task(self, *args):
-        semantic = self.task.value == "semantic"
-        self.class_names.visible = semantic
-        if self.start_model.value == SCRATCH and semantic != self._semantic_settings:
-            # Show the settings a from-scratch semantic run uses (and back).
-            values = SEMANTIC_DEFAULTS if semantic else INSTANCE_SETTINGS
-            self.epochs.value, self.steps.value = values["epochs"], values["steps_per_epoch"]
-            self.batch_size.value = values["batch_size"]
-            self.patch_size.value = values["patch_size"]
-            self.learning_rate.value = values["learning_rate"]
-            self._semantic_settings = semantic
-
-    def _class_names(self, pairs_layers) -> list[str] | None:
-        """Typed names, else those of the first Labels layer with class features."""
-        typed = [c.strip() for c in str(self.class_names.value).split(",") if c.strip()]
-        if typed:
-            return typed
-        for _, lab in pairs_layers:
-            names = class_names_from_features(getattr(lab, "features", None))
-            if names:
-                return names
-        return None
-
     def load_model_file(self, path) -> bool:
         """Choose a ``.keras`` file to start from; it is remembered for all widgets."""
         try:
@@ -246,19 +192,6 @@ class TrainWidget(DockWidget):
             _models.relist(self.start_model)
         except RuntimeError:  # the Qt widget is gone; the signal drops us soon
             pass
-
-    def _update_output(self, *args):
-        """Propose a fresh file name, unless the user typed one.
-
-        Called when the dock opens, when the start model or width changes,
-        and after a run saved the proposed file: the name shown is the name
-        used.
-        """
-        if self._auto_output is not None and self.output.value != self._auto_output:
-            return
-        parent = None if self.start_model.value == SCRATCH else self.start_model.value
-        self._auto_output = default_output_path(parent, self.base_filters.value)
-        self.output.value = self._auto_output
 
     # --------------------------------------------------------------- run
     @property
@@ -290,16 +223,6 @@ class TrainWidget(DockWidget):
         job = self._job = client.submit(request, on_event=on_event,
                                         on_done=inbox.wrap(self._on_done))
         return job
-
-    def _on_preset(self, *args):
-        """Fill in a preset's settings (the patch size stays the model's tile)."""
-        if self.preset.value is None:
-            return
-        values = training_preset(self.preset.value)
-        self.epochs.value, self.steps.value = values["epochs"], values["steps_per_epoch"]
-        self.learning_rate.value, self.batch_size.value = (values["learning_rate"],
-                                                           values["batch_size"])
-        self.time_limit.value = int(values["time_limit"])
 
     def _make_request(self) -> TrainRequest:
         pairs = []
