@@ -52,8 +52,8 @@ class Result:
 
         A region strictly inside a cached patch updates that patch in place
         (a re-run of one slice of a stack); patches inside the new region,
-        or equal to it, are dropped. Keeps one copy of the probabilities per pixel; later
-        patches win where they overlap.
+        or equal to it, are dropped. Keeps one copy of the probabilities per
+        pixel; later patches win where they overlap.
         """
         kept = []
         for old_region, old_probs, old_info in self.patches:

@@ -14,7 +14,6 @@ of a result's objects by confidence (:mod:`._review`, :mod:`._review_data`).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import TYPE_CHECKING
 
@@ -273,15 +272,11 @@ def _preload_for_labels() -> None:
     _preloaded = True
 
     def load():
-        for module in ("pandas", "skimage.color"):
-            try:
-                importlib.import_module(module)
-            except ImportError:  # napari then does without it, or reports it itself
-                pass
         try:
-            from skimage.color import lab2rgb  # noqa: F401 - loads the lazy submodule
-        except ImportError:
+            import pandas  # noqa: F401
+        except ImportError:  # napari then does without it, or reports it itself
             pass
+        from skimage.color import lab2rgb  # noqa: F401 - a dependency; loads the lazy submodule
         try:
             from vispy.visuals.line.dash_atlas import DashAtlas
 
