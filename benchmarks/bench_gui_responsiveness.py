@@ -36,6 +36,7 @@ exits non-zero on any FAIL. Without a display it runs under ``xvfb-run``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -256,9 +257,23 @@ class StackSampler:
         import threading
 
         self.samples: list[tuple[float, tuple]] = []
+        self.collections: list[tuple[float, float, int]] = []  # (start, end, generation)
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
         self._main = threading.main_thread().ident
         self._interval = interval
         threading.Thread(target=self._run, daemon=True).start()
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+            if info["generation"] == 2:  # What allocated when a full collection began.
+                import traceback
+
+                self._gc_where = " > ".join(f.name for f in traceback.extract_stack()[-9:-1])
+        else:
+            self.collections.append((self._gc_start, time.perf_counter(), info["generation"],
+                                     getattr(self, "_gc_where", "")))
 
     def _run(self):
         import traceback
@@ -276,6 +291,14 @@ class StackSampler:
 
         inside = [stack for t, stack in self.samples if start <= t <= end]
         print(f"    {title}; {len(inside)} stack samples (few: the GIL was held in C code)")
+        gcs = [(1000 * (b - a), g, w) for a, b, g, w in self.collections
+               if start <= a and b <= end]
+        if gcs:
+            print(f"      garbage collection inside: {sum(t for t, _, _ in gcs):.0f} ms, "
+                  + ", ".join(f"gen {g} {t:.0f} ms" for t, g, _ in gcs if t >= 1))
+            for t, _, where in gcs:
+                if t >= 20:
+                    print(f"        a {t:.0f} ms collection began in: {where}")
         # The innermost frames of the most frequent stacks, outermost first.
         for stack, n in Counter(s[-top:] for s in inside).most_common(2):
             print(f"      {n:4d} x  " + " > ".join(f.split(":")[-1] + f" ({f.split(':')[0]})"

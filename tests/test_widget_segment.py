@@ -574,26 +574,68 @@ def test_relabelled_patches_keep_ids_unique_across_the_layer():
     np.testing.assert_array_equal(mask, a > 0)
 
 
-def test_first_labels_layer_work_is_done_ahead_in_a_thread(monkeypatch):
+def test_first_labels_layer_work_is_done_ahead_in_a_thread(monkeypatch, qtbot):
     """Opening the dock starts a thread that does the one-off work napari's
     first Labels layer would do in the GUI thread when the first result
-    arrives: vispy's dash patterns (pure Python) and the imports."""
+    arrives: vispy's dash patterns (pure Python) and the imports, then a full
+    garbage collection, so that the next one does not land in that set-up."""
+    import gc
     import threading
 
     from vispy.visuals.line import dash_atlas
 
-    from napari_unet._widgets import segment_widget
+    from napari_unet._widgets import _gc_pause, segment_widget
 
+    qtbot.waitUntil(lambda: _gc_pause._holds == 0, timeout=5000)  # earlier docks' holds
     dash_atlas._make_pattern.cache_clear()
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a, _c=gc.collect: collected.append(_c(*a)))
     monkeypatch.setattr(segment_widget, "_preloaded", False)
     segment_widget._preload_for_labels()
+    assert not gc.isenabled()  # paused through the imports
     for thread in threading.enumerate():
         if thread.name == "napari-unet: preload":
             thread.join(60)
     assert dash_atlas._make_pattern.cache_info().currsize >= 13
     assert "skimage.color.colorconv" in sys.modules and "pandas" in sys.modules
+    assert len(collected) == 1 and gc.isenabled()
     segment_widget._preload_for_labels()  # once per process: no second thread
     assert not any(t.name == "napari-unet: preload" for t in threading.enumerate())
+
+
+def test_docks_are_built_without_automatic_collections(make_napari_viewer, qtbot, monkeypatch):
+    """A full collection of napari's heap takes ~150 ms: none runs while a dock
+    is built; one runs a moment later, and automatic collection is back on.
+    A collection the user had switched off stays off."""
+    import gc
+
+    from napari_unet._widgets import _gc_pause
+    from napari_unet._widgets.export_widget import ExportWidget
+
+    viewer = make_napari_viewer()
+    qtbot.waitUntil(lambda: _gc_pause._holds == 0, timeout=5000)
+    automatic, collected = [], []
+    monkeypatch.setattr(gc, "collect", lambda *a, _c=gc.collect: collected.append(_c(*a)))
+    watch = lambda phase, info: automatic.append(info["generation"]) if phase == "stop" else None  # noqa: E731
+    gc.callbacks.append(watch)
+    threshold = gc.get_threshold()
+    try:
+        gc.set_threshold(1, 1, 1)  # every allocation would trigger one
+        widget = ExportWidget(viewer)
+        gc.set_threshold(*threshold)
+        # Only the few before the hold: building it un-paused makes thousands.
+        assert len(automatic) < 10 and not gc.isenabled()
+        qtbot.waitUntil(gc.isenabled, timeout=5000)
+        assert len(collected) == 1
+        gc.disable()  # the user's choice
+        ExportWidget(viewer)
+        qtbot.waitUntil(lambda: _gc_pause._holds == 0, timeout=5000)
+        assert not gc.isenabled()
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(watch)
+        gc.enable()
+    assert widget.image is not None
 
 
 def test_probability_cache_replaces_a_rerun_and_updates_a_part_in_place():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from magicgui.widgets import Container
 
+from . import _gc_pause
+
 
 class DockWidget(Container):
     """A magicgui container docked from the manifest.
@@ -19,6 +21,9 @@ class DockWidget(Container):
     """
 
     def __init__(self, viewer):
+        # Through the subclass's construction and docking (see _gc_pause).
+        _gc_pause.hold()
+        _gc_pause.release_later()
         super().__init__(labels=True)
         # napari hands plugins a proxy that re-wraps every layer on access;
         # layer identity (which result belongs to which image) needs the real one.

@@ -23,7 +23,7 @@ from qtpy.QtCore import QTimer
 
 from ..settings import PredictionSettings
 from ..worker.protocol import WarmUp
-from . import _job, _layers, _models, _notify, _worker
+from . import _gc_pause, _job, _layers, _models, _notify, _worker
 from . import _segment_options as options
 from ._base import DockWidget
 from ._bioimageio import BioimageioExport
@@ -265,6 +265,12 @@ def _preload_for_labels() -> None:
     one stall. Done now, while the worker starts, the first result only has
     napari's own layer set-up and drawing to do. Building a throw-away
     ``DashAtlas`` fills vispy's pattern cache; it is plain numpy, no GL.
+
+    Automatic garbage collection stays paused until these imports are done
+    (see ``_gc_pause``), then one full collection runs in this thread. A full
+    collection of napari's heap holds the GIL for ~150 ms here, and the
+    imports count towards the next one, which otherwise tended to fall in
+    the first result's layer set-up and double that freeze.
     """
     global _preloaded
     if _preloaded:
@@ -272,6 +278,12 @@ def _preload_for_labels() -> None:
     _preloaded = True
 
     def load():
+        try:
+            _load()
+        finally:
+            _gc_pause.release()
+
+    def _load():
         try:
             import pandas  # noqa: F401
         except ImportError:  # napari then does without it, or reports it itself
@@ -284,6 +296,7 @@ def _preload_for_labels() -> None:
         except Exception:  # noqa: BLE001 - only a head start; napari builds it anyway
             pass
 
+    _gc_pause.hold()  # Before the dock's own hold ends (RELEASE_DELAY_MS > PRELOAD_DELAY_MS).
     threading.Thread(target=load, daemon=True, name="napari-unet: preload").start()
 
 
