@@ -598,7 +598,7 @@ def test_first_labels_layer_work_is_done_ahead_in_a_thread(monkeypatch, qtbot):
             thread.join(60)
     assert dash_atlas._make_pattern.cache_info().currsize >= 13
     assert "skimage.color.colorconv" in sys.modules and "pandas" in sys.modules
-    assert len(collected) == 1 and gc.isenabled()
+    assert len(collected) >= 1 and gc.isenabled()
     segment_widget._preload_for_labels()  # once per process: no second thread
     assert not any(t.name == "napari-unet: preload" for t in threading.enumerate())
 
