@@ -1,7 +1,7 @@
 """Keep napari's full garbage collections out of a dock's construction.
 
 napari's process holds a large heap (Qt wrappers, evented models), so a
-full (generation-2) collection holds the GIL for 100-160 ms on the 2-core
+full (generation-2) collection holds the GIL for 110-200 ms on the 2-core
 machines we measure on. Building a dock allocates enough to trigger one,
 and under PyQt5 it then landed inside the dock's opening every time (285-441
 ms instead of ~200). The pause below holds automatic collection off while a
