@@ -122,3 +122,33 @@ def test_shape_prior_splits_a_pair_the_network_left_whole():
     assert kept.max() == 1
     with pytest.raises(ValueError, match="merge_ratio"):
         nu.probabilities_to_labels(probs, outputs=list(ALL), merge_ratio=0)
+
+
+def test_shape_prior_shortcut_never_skips_an_object_with_two_h_maxima():
+    """``_one_peak`` lets the splitter skip h-maxima; it must be exact: on
+    random blobs, pairs and chains (many with spurious EDT plateaus), every
+    object it skips has at most one h-maxima marker, and it skips most."""
+    from skimage.morphology import h_maxima
+
+    from napari_unet.splitting import _components, _one_peak
+
+    rng = np.random.default_rng(0)
+    skipped = checked = 0
+    for _ in range(300):
+        mask = np.zeros((72, 72), bool)
+        for _ in range(rng.integers(1, 4)):
+            cy, cx = rng.uniform(20, 52, 2)
+            mask[ellipse(cy, cx, rng.uniform(5, 16), rng.uniform(5, 16), mask.shape,
+                         rotation=rng.uniform(0, np.pi))] = True
+        mask = ndi.binary_opening(mask) if rng.random() < 0.5 else mask
+        labels, n = ndi.label(mask)
+        for i in range(1, n + 1):
+            obj = np.pad(labels == i, 1)
+            edt = ndi.distance_transform_edt(obj)
+            for h in (1.0, 2.0, 3.0):
+                markers = _components(h_maxima(edt, h).astype(bool) & obj, 1).max()
+                checked += 1
+                if _one_peak(edt, obj, h):
+                    skipped += 1
+                    assert markers <= 1
+    assert skipped > 0.5 * checked

@@ -55,6 +55,8 @@ def split_object(mask, dist, seeds, *, min_seed: int, split_h: float,
         from skimage.morphology import h_maxima
 
         edt = ndi.distance_transform_edt(mask)
+        if _one_peak(edt, mask, split_h):
+            return None
         markers = _components(h_maxima(edt, split_h).astype(bool) & mask, 1)
         if markers.max(initial=0) < 2:
             return None
@@ -105,6 +107,43 @@ def merge_shallow(pieces: np.ndarray, relief: np.ndarray, ratio: float) -> np.nd
     roots = np.array([find(k) for k in range(n + 1)])
     _, lut = np.unique(roots, return_inverse=True)  # root 0 -> 0, others 1..k
     return lut.astype(np.int32)[pieces]
+
+
+def _one_peak(edt: np.ndarray, mask: np.ndarray, h: float) -> bool:
+    """Whether the h-maxima of ``edt`` provably give at most one marker, so
+    that they need not be computed (most single nuclei: ~0.75 ms each).
+
+    Exact, not a heuristic; when in doubt it answers False. h-maxima are
+    regional maxima, and every regional maximum lies in the non-strict local
+    maxima ``L``, whose 8-adjacent pixels are equal. So:
+
+    * ``L`` in one 4-connected piece: one plateau, at most one marker;
+    * else, with a single highest piece: a lower piece of value ``v`` is no
+      h-maximum if a straight path from it to the highest one never drops
+      to ``v - h`` (the highest piece is reached without a saddle ``h`` deep).
+    """
+    top = (edt >= ndi.maximum_filter(edt, size=3, mode="constant", cval=-np.inf)) & mask
+    pieces, n = ndi.label(top)
+    if n <= 1:
+        return True
+    # One pixel of each piece: all pixels of a piece are equal.
+    flat = pieces.ravel()
+    where = np.flatnonzero(flat)
+    _, first = np.unique(flat[where], return_index=True)
+    ys, xs = np.unravel_index(where[first], edt.shape)
+    values = edt[ys, xs]
+    k = int(np.argmax(values))
+    if np.count_nonzero(values == values[k]) > 1:
+        return False  # two highest pieces: both are h-maxima
+    for i in range(n):
+        if i == k:
+            continue
+        steps = max(abs(int(ys[k]) - int(ys[i])), abs(int(xs[k]) - int(xs[i]))) + 1
+        ly = np.rint(np.linspace(ys[i], ys[k], steps)).astype(np.intp)
+        lx = np.rint(np.linspace(xs[i], xs[k], steps)).astype(np.intp)
+        if values[k] <= values[i] + 1e-6 or edt[ly, lx].min() <= values[i] - h + 1e-6:
+            return False
+    return True
 
 
 def _components(mask: np.ndarray, min_size: int) -> np.ndarray:
