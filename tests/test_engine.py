@@ -20,9 +20,18 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
                     "processor\t: 1\nflags\t\t: fpu\n")
     assert engine.cpu_flags(info) == {"fpu", "sse", "avx512f", "avx512_bf16"}
     assert engine.cpu_has_bf16(info)
+    assert not engine.cpu_has_amx(info)  # Zen 4: AVX-512 BF16, no AMX
     info.write_text("flags\t\t: fpu sse avx2 amx_tile\n")
     engine.cpu_has_bf16.cache_clear()
+    engine.cpu_has_amx.cache_clear()
     assert not engine.cpu_has_bf16(info)
+    assert not engine.cpu_has_amx(info)
+    info.write_text("flags\t\t: fpu avx512_bf16 amx_tile amx_bf16 amx_int8\n")  # Sapphire Rapids
+    engine.cpu_has_bf16.cache_clear()
+    engine.cpu_has_amx.cache_clear()
+    assert engine.cpu_has_bf16(info) and engine.cpu_has_amx(info)
+    engine.cpu_has_bf16.cache_clear()
+    engine.cpu_has_amx.cache_clear()
     assert engine.cpu_flags(tmp_path / "missing") == set()
 
 

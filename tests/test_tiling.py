@@ -210,4 +210,24 @@ def test_default_window_is_fitted_to_the_plane():
     info = nu.ModelInfo(tile_size=128)
     assert PredictionSettings().resolved(info, (100, 100)).tile_size == 112  # 1 window, fitted
     assert PredictionSettings(tile_size=256).resolved(info, (512, 512)).tile_size == 256
-    assert PredictionSettings().resolved(info).tile_size == 128  # the training patches
+
+
+@pytest.mark.parametrize("amx, window, batch, fitted", [(True, 128, 16, 128),
+                                                        (False, 256, 4, 192)])
+def test_default_window_follows_the_cpu(monkeypatch, amx, window, batch, fitted):
+    """128 px training patches where AMX makes them pay, 256 px elsewhere;
+    batches hold the same pixels (16 x 128^2 = 4 x 256^2)."""
+    from napari_unet import engine
+    from napari_unet.settings import PredictionSettings
+
+    monkeypatch.setattr(engine, "cpu_has_amx", lambda *a: amx)
+    info = nu.ModelInfo(tile_size=128)
+    settings = PredictionSettings().resolved(info)
+    assert (settings.tile_size, settings.batch_size) == (window, batch)
+    assert PredictionSettings().resolved(info, (512, 512)).tile_size == fitted
+    assert PredictionSettings().resolved(nu.ModelInfo(tile_size=320)).tile_size == 320
+    # Explicit values are kept, and the batch follows an explicit window.
+    explicit = PredictionSettings(tile_size=64, batch_size=3).resolved(info)
+    assert (explicit.tile_size, explicit.batch_size) == (64, 3)
+    assert PredictionSettings(tile_size=512).resolved(info).batch_size == 1
+    assert PredictionSettings(tile_size=32, overlap=0).resolved(info).batch_size == 16  # not 256

@@ -233,7 +233,7 @@ def test_cancel_leaves_nothing_and_the_worker_stays_usable(make_napari_viewer, q
     viewer = make_napari_viewer()
     viewer.add_image(blobs((160, 160)), name="big")
     widget = open_widget(viewer, model_file)
-    widget.tile_size.value, widget.overlap.value = 32, 0  # 25 tiles: 4 batches of 8
+    widget.tile_size.value, widget.overlap.value = 32, 0  # 25 tiles: 2 batches of 16
     before = list(viewer.layers)
     hold_network(qtbot, folder, client)
     widget.run()

@@ -68,6 +68,12 @@ def cpu_has_bf16(path: str | os.PathLike = "/proc/cpuinfo") -> bool:
     return bool(cpu_flags(path) & _BF16_FLAGS)
 
 
+@functools.lru_cache(maxsize=8)
+def cpu_has_amx(path: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has AMX tile units for bfloat16 (Sapphire Rapids and later)."""
+    return "amx_bf16" in cpu_flags(path)
+
+
 @functools.lru_cache(maxsize=1)
 def gpu_available() -> bool:
     """Whether TensorFlow sees a GPU (it then runs the model there)."""

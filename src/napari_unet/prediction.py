@@ -216,9 +216,10 @@ def predict_probabilities(
         Which axis is which, and which channels feed the model; see
         :func:`prepare_image`.
     settings : PredictionSettings, optional
-        Tiling, batching, normalization and precision (defaults: 128 px tiles,
-        or the model's training tile if larger, fitted to small planes; 32 px
-        overlap; batches of 16; the model's percentiles; precision "auto").
+        Tiling, batching, normalization and precision (defaults: 128 px tiles
+        on CPUs with AMX and 256 px elsewhere, or the model's training tile if
+        larger, fitted to small planes; 32 px overlap; batches of 16 windows,
+        4 of 256 px; the model's percentiles; precision "auto").
     info : ModelInfo, optional
         Metadata of ``model`` when it is passed as a Keras object.
     progress : callable, optional

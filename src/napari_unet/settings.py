@@ -25,14 +25,48 @@ from .training_settings import (
     training_preset,
 )
 
-#: Default window edge (px): the 128x128 patches the network is trained on
-#: (and the product's tiles). With batches of 16 windows and a 32 px overlap,
-#: `segment` (instances included) took 0.58x the time of the seed's batched
-#: 128 px patches on 2048x2048 with bf16 on a CPU with AMX, but 1.17-1.25x on
-#: a Zen 4 without AMX, where bf16 only doubles the matmul rate and cannot pay
-#: for the 1.78x recomputed pixels (benchmarks/bench_speed.py). 256 px windows
-#: (1.31x) took 0.48x / 0.90x and stay one option away (``tile_size=256``).
+#: The product's tiles: the 128x128 patches the network is trained on. Default
+#: windows where the CPU has AMX: with bf16 there, `segment` (instances
+#: included) took 0.58x the time of the seed's batched 128 px patches on
+#: 2048x2048 (benchmarks/bench_speed.py).
 DEFAULT_WINDOW = 128
+
+#: Default windows on other CPUs (AVX-512 BF16 only, or float32). With 128 px
+#: windows and the seamless 32 px overlap the network recomputes 1.78x the
+#: image's pixels; a Zen 4 CPU's bf16 units run the network only ~1.7x faster
+#: than float32, so `segment` took 1.17-1.38x the seed's way there, against
+#: 0.81-0.92x with 256 px windows (1.31x the pixels).
+WIDE_WINDOW = 256
+
+#: Most pixels per network call when ``batch_size`` is unset: 16 windows of
+#: 128 px, 4 of 256 px (larger batches were no faster here and hold more
+#: activations in memory).
+BATCH_PIXELS = 16 * 128 * 128
+#: Most windows per network call when ``batch_size`` is unset (smaller
+#: windows: cancel and progress stay as fine-grained as with 128 px).
+BATCH_WINDOWS = 16
+
+
+def default_window(cpu_amx: bool | None = None) -> int:
+    """The window edge (px) used when ``tile_size`` is unset.
+
+    :data:`DEFAULT_WINDOW` (the 128 px training patches) on CPUs with AMX,
+    :data:`WIDE_WINDOW` elsewhere. Read from the CPU's flags alone (not from
+    TensorFlow, which napari's process never imports); on a GPU the larger
+    windows are the faster ones anyway.
+    """
+    if cpu_amx is None:
+        from .engine import cpu_has_amx
+
+        cpu_amx = cpu_has_amx()
+    return DEFAULT_WINDOW if cpu_amx else WIDE_WINDOW
+
+
+def default_batch(tile_size: int) -> int:
+    """Windows per network call for ``tile_size`` px windows: 16, or fewer so
+    that a batch holds at most :data:`BATCH_PIXELS` (4 of 256 px)."""
+    return max(1, min(BATCH_WINDOWS, BATCH_PIXELS // (int(tile_size) ** 2)))
+
 
 #: Arithmetic the network can run in (see :mod:`napari_unet.engine`).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -45,6 +79,8 @@ __all__ = [
     "SEMANTIC_DEFAULTS",
     "TRAINING_DEFAULTS",
     "TRAINING_PRESETS",
+    "default_batch",
+    "default_window",
     "split_options",
     "voxel_size_tuple",
     "training_preset",
@@ -70,13 +106,15 @@ class PredictionSettings:
     tile_size : int or None
         Edge of the square windows the network sees, a multiple of the
         model's down-sampling factor (16 for depth 4). None:
-        :data:`DEFAULT_WINDOW` px, or the model's training tile if larger,
-        shrunk to fit the plane (see :func:`fit_window`).
+        :func:`default_window` (128 px on CPUs with AMX, 256 px elsewhere),
+        or the model's training tile if larger, shrunk to fit the plane (see
+        :func:`fit_window`).
     overlap : int
         Pixels shared by neighbouring windows, blended with a cosine taper.
-    batch_size : int
+    batch_size : int or None
         Windows per network call (halved automatically when a GPU runs out
-        of memory).
+        of memory). None: :func:`default_batch` (16 windows of up to 128 px,
+        4 of 256 px).
     normalize : bool
         Percentile-normalize intensities, as the model was trained.
     percentiles : (float, float) or None
@@ -95,7 +133,7 @@ class PredictionSettings:
 
     tile_size: int | None = None
     overlap: int = 32
-    batch_size: int = 16
+    batch_size: int | None = None
     normalize: bool = True
     percentiles: tuple[float, float] | None = None
     normalize_scope: str = "plane"
@@ -111,8 +149,9 @@ class PredictionSettings:
         if self.tile_size is not None:
             _check(self.overlap < self.tile_size,
                    f"overlap ({self.overlap}) must be smaller than tile_size ({self.tile_size})")
-        _check(_is_int(self.batch_size) and self.batch_size >= 1,
-               f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.batch_size is not None:
+            _check(_is_int(self.batch_size) and self.batch_size >= 1,
+                   f"batch_size must be a positive integer, got {self.batch_size!r}")
         _check(self.precision in PRECISIONS,
                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _check(self.normalize_scope in ("plane", "stack"),
@@ -124,7 +163,7 @@ class PredictionSettings:
             object.__setattr__(self, "percentiles", (low, high))
 
     def resolved(self, info, shape=None, multiple: int = 16) -> PredictionSettings:
-        """A copy with the model's tile size and percentiles filled in.
+        """A copy with the tile size, batch size and percentiles filled in.
 
         With the plane ``shape`` (Y, X) and the model's down-sampling
         ``multiple``, an unset ``tile_size`` is fitted to the plane (see
@@ -132,10 +171,11 @@ class PredictionSettings:
         a 128 px one, and ``tile_size=256`` on a 512 px plane three 192 px
         windows, not three 256 px ones that would compute 2.25x its pixels.
         """
-        tile = self.tile_size or max(DEFAULT_WINDOW, int(info.tile_size))
+        tile = self.tile_size or max(default_window(), int(info.tile_size))
         if self.tile_size is None and shape is not None:
             tile = fit_window(shape, tile, self.overlap, multiple)
         settings = replace(self, tile_size=int(tile),
+                           batch_size=self.batch_size or default_batch(tile),
                            percentiles=self.percentiles or info.percentiles)
         _check(settings.overlap < settings.tile_size,
                f"overlap ({settings.overlap}) must be smaller than tile_size "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSlider, Label, PushButton, SpinBox
 
-from ..settings import DEFAULT_WINDOW
+from ..settings import default_window
 from . import _layers
 from ._review import ReviewPanel
 
@@ -78,7 +78,7 @@ def labelling_params(dock) -> dict:
 def tiling_section(dock) -> list:
     """How the image is cut for the network, and which part of it is segmented."""
     dock.tile_size = SpinBox(label="tile size", min=32, max=2048, step=16,
-                             value=DEFAULT_WINDOW)
+                             value=default_window())
     dock.overlap = SpinBox(label="tile overlap", min=0, max=512, step=16, value=32)
     dock.scope = ComboBox(label="scope", choices=list(_layers.SCOPES))
     return [dock.tile_size, dock.overlap, dock.scope]

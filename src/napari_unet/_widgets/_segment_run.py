@@ -15,7 +15,7 @@ from pathlib import Path
 from qtpy.QtCore import QTimer
 
 from ..scope import Scope, whole_scope
-from ..settings import PredictionSettings
+from ..settings import PredictionSettings, default_batch
 from ..worker.protocol import SegmentRequest, StoreRequest
 from ..worker.shm import Slice
 from . import _job, _largescale, _layers, _notify, _review_data
@@ -23,8 +23,20 @@ from ._models import LOAD_ENTRY
 from ._progress import RunState
 from ._results import write_run_result
 
-#: Tiles per network call (the core's default; cancel is checked between batches).
-BATCH_SIZE = PredictionSettings().batch_size
+
+def run_window(tile: int, info) -> tuple[int | None, int | None]:
+    """Window and batch size a run sends to the worker for the dock's ``tile``.
+
+    ``(None, None)`` while it is the model's default window: the core then
+    fits the window to the image as ``segment`` does (a 512 px plane gets
+    192 px windows, not 256 px ones that compute 2.25x its pixels) and
+    batches it by :func:`~napari_unet.settings.default_batch`. Cancel is
+    checked between batches.
+    """
+    default = PredictionSettings().resolved(info).tile_size if info is not None else None
+    if tile == default:
+        return None, None
+    return int(tile), default_batch(tile)
 
 
 class UserError(Exception):
@@ -67,7 +79,7 @@ class SegmentRuns:
             raise UserError("No image layer to segment: open or select an image first.")
         if self.model.value in (None, LOAD_ENTRY):
             raise UserError("Choose a model first (or 'Load model file…').")
-        self.registry.info(self.model.value)  # Fast, clear error for a missing/bad file.
+        info = self.registry.info(self.model.value)  # Fast, clear error for a bad file.
         axis = self.channel_axis.value
         region = _layers.scope_region(self._viewer, image, axis, self.scope.value,
                                       context=max(32, int(self.overlap.value)))
@@ -75,9 +87,10 @@ class SegmentRuns:
         data = _layers.base_data(image)
         shape = _layers.label_shape(image, axis)
         params = self._params()
+        tile, batch = run_window(int(self.tile_size.value), info)
         tiling = dict(channel_axis=channel_axis, channels=self.channels.value,
-                      tile_size=int(self.tile_size.value), overlap=int(self.overlap.value),
-                      batch_size=BATCH_SIZE, params=params)
+                      tile_size=tile, overlap=int(self.overlap.value),
+                      batch_size=batch, params=params)
         model_path = Path(self.model.value)
         if _largescale.wants_out_of_core(data, region, shape):
             store = _largescale.new_store_path(image.name)  # Always a new, zarr-backed layer.

@@ -21,7 +21,7 @@ from magicgui.widgets import Label
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 
-from ..settings import PredictionSettings
+from ..settings import PredictionSettings, default_batch
 from ..worker.protocol import WarmUp
 from . import _gc_pause, _job, _layers, _models, _notify, _worker
 from . import _segment_options as options
@@ -31,7 +31,7 @@ from ._models import LOAD_ENTRY, ModelRegistry
 from ._progress import DockProgress, RunState
 from ._results import Result
 from ._segment_relabel import SegmentRelabel
-from ._segment_run import BATCH_SIZE, SegmentRuns
+from ._segment_run import SegmentRuns
 
 if TYPE_CHECKING:
     import napari
@@ -110,7 +110,8 @@ class SegmentWidget(SegmentRuns, SegmentRelabel, DockWidget):
         Returns at once; runs pressed meanwhile wait for it in the worker.
         """
         path = self.model.value if self._model_info() is not None else None
-        request = WarmUp(path, int(self.tile_size.value), BATCH_SIZE)
+        tile = int(self.tile_size.value)
+        request = WarmUp(path, tile, default_batch(tile))
         if quiet:
             self.client.submit(request)
             return

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..axes import voxel_size_from_scale
-from ..settings import DEFAULT_WINDOW, PRECISIONS, PredictionSettings
+from ..settings import BATCH_PIXELS, DEFAULT_WINDOW, PRECISIONS, WIDE_WINDOW, PredictionSettings
 from ._common import (
     TIFF_SUFFIXES,
     CLIError,
@@ -34,12 +34,14 @@ def add_parser(sub) -> None:
     seg.add_argument("--threshold", type=probability, help="foreground probability threshold")
     seg.add_argument("--min-size", type=non_negative_int, help="minimum object size in pixels")
     seg.add_argument("--tile-size", type=positive_int,
-                     help=f"window edge in pixels (default {DEFAULT_WINDOW}, or the model's "
-                          "training tile if larger)")
+                     help=f"window edge in pixels (default {DEFAULT_WINDOW} on CPUs with AMX, "
+                          f"{WIDE_WINDOW} elsewhere, or the model's training tile if larger; "
+                          "fitted to small images)")
     seg.add_argument("--overlap", type=non_negative_int,
                      help=f"window overlap in pixels (default {defaults.overlap})")
     seg.add_argument("--batch-size", type=positive_int,
-                     help=f"windows per network call (default {defaults.batch_size})")
+                     help=f"windows per network call (default 16, fewer for windows over "
+                          f"128 px: at most {BATCH_PIXELS:,} pixels, 4 of 256 px)")
     seg.add_argument("--precision", choices=PRECISIONS,
                      help="network arithmetic (default auto: bfloat16 on CPUs with AVX-512 "
                           "BF16/AMX, float16 on a GPU, else float32; environment variable "

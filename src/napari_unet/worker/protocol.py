@@ -75,9 +75,9 @@ class SegmentRequest:
     channel_axis: int | None
     channels: object
     crop: tuple
-    tile_size: int
+    tile_size: int | None  # None: the core's default, fitted to the image
     overlap: int
-    batch_size: int
+    batch_size: int | None
     params: dict
     plane: object = None
 
@@ -105,9 +105,9 @@ class StoreRequest:
     store: str
     channel_axis: int | None
     channels: object
-    tile_size: int
+    tile_size: int | None
     overlap: int
-    batch_size: int
+    batch_size: int | None
     params: dict
 
 
