@@ -287,3 +287,26 @@ def test_local_runs_group_chunks_into_larger_blocks(tmp_path, blob_model_path):
     assert out.chunks == (256, 256)  # the output keeps the input's chunks
     assert max(seen) == 1  # but the 3 x 3 chunks ran as one block (every stage: 1 task)
     assert_same_labels(out[:], segment(image, blob_model_path, tile_size=128, overlap=32))
+
+
+def test_local_blocks_are_1024_rows_by_2048_columns(blob_model_path):
+    """Grouped blocks are wide, not square: ~45 MB less per block than 2048^2
+    on a 6144^2 zarr, for a few more halo pixels (see LOCAL_BLOCK)."""
+    import dask.array as da
+
+    from napari_unet.largescale import LOCAL_BLOCK, _plan
+    from napari_unet.settings import split_options
+
+    settings = split_options({}, prediction=None, labelling=None, blocks=None,
+                             allowed=("prediction", "labelling", "blocks"), caller="test")
+    image = da.zeros((6144, 6144), dtype=np.uint16, chunks=1024)
+    plan, _ = _plan(image, blob_model_path, None, axes=None, channel_axis=None, channels=None,
+                    settings=settings, local=True)
+    assert LOCAL_BLOCK == (1024, 2048) and plan.block == (1024, 2048)
+    assert plan.out_chunks == (1024, 1024)  # the output keeps the input's chunks
+    plan, _ = _plan(image.rechunk(512), blob_model_path, None, axes=None, channel_axis=None,
+                    channels=None, settings=settings, local=True)
+    assert plan.block == (1024, 2048)
+    plan, _ = _plan(image, blob_model_path, None, axes=None, channel_axis=None, channels=None,
+                    settings=settings, local=False)  # dask tasks: the chunks themselves
+    assert plan.block == (1024, 1024)
