@@ -76,7 +76,8 @@ The default model of napari-unet, loaded by `napari_unet.load_model()` and used 
   over the validation split and dense/sparse tuning sets packed from training nuclei
   (`scripts/make_dense_eval.py --source training`).
 * Input: one channel, normalized per 2D plane to the 1st/99.8th percentiles (done by
-  `predict_probabilities`). Tiles of {info.tile_size} px.
+  `predict_probabilities`). Trained on tiles of {info.tile_size} px (prediction windows:
+  128 px on CPUs with AMX, 256 px elsewhere; see the README's Tiling).
 * Prediction time: {timing_line}.
 
 ## Training data

@@ -227,6 +227,27 @@ def test_visible_region_is_normalized_like_the_whole_plane(make_napari_viewer, q
     assert whole.stats["intensity_range"] is None  # computed per plane by the core
 
 
+def test_default_window_is_fitted_by_the_core(make_napari_viewer, qtbot, model_file):
+    """While the dock shows the model's default window, a run sends none: the
+    core fits it to the image, as ``segment`` does; a chosen one is sent
+    with its batch."""
+    from napari_unet.settings import PredictionSettings, default_batch
+
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((160, 160)), name="img")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-tiled-unet", "Segment")
+    assert widget.load_model_file(model_file)
+    info = widget.registry.info(str(model_file))  # read from the file, no TensorFlow here
+    assert widget.tile_size.value == PredictionSettings().resolved(info).tile_size
+    job, _, _ = widget._make_job()
+    assert (job.request.tile_size, job.request.batch_size) == (None, None)
+    run(qtbot, widget)
+    assert viewer.layers[-1].data.max() > 0
+    widget.tile_size.value = 64
+    job, _, _ = widget._make_job()
+    assert (job.request.tile_size, job.request.batch_size) == (64, default_batch(64))
+
+
 def test_cancel_leaves_nothing_and_the_worker_stays_usable(make_napari_viewer, qtbot,
                                                            model_file, control, notes):
     folder, client = control
