@@ -104,3 +104,21 @@ def test_fit_script_recovers_weights_and_rewrites_only_the_weights(tmp_path):
     fit.write_weights(weights[::-1], "Logistic weights again", copy)  # re-runnable
     spec.loader.exec_module(module)
     np.testing.assert_allclose(module.WEIGHTS, weights[::-1])
+
+
+def test_max_by_label_equals_scipy():
+    """The vectorized per-object maximum is ndi.maximum, for sparse, large
+    ids and ids with no pixel (-inf there; the caller masks them)."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.confidence import _max_by_label
+
+    rng = np.random.default_rng(1)
+    labels = rng.choice(np.array([0, 3, 7, 70_000, 2**31 - 5]), size=(64, 64))
+    values = rng.random((64, 64)).astype(np.float32)
+    ids = np.array([3, 7, 9, 70_000, 2**31 - 5])  # 9 has no pixel
+    got = _max_by_label(values, labels, ids)
+    want = np.asarray(ndi.maximum(values, labels, ids), float)
+    present = ids != 9
+    np.testing.assert_array_equal(got[present], want[present])
+    assert got[~present] == -np.inf
