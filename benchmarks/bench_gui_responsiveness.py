@@ -364,7 +364,10 @@ def child(args, label: str, out: str) -> int:
         if timings:
             moved.append(sum(timings.get(k, 0.0) for k in ("send", "attach", "export",
                                                            "receive")))
-        print(f"    warm run: {widget.status.value}", flush=True)
+        print(f"    warm run: {widget.status.value}"
+              + (" (data movement: " + ", ".join(f"{k} {1000 * timings.get(k, 0.0):.0f} ms" for k in
+                                                 ("send", "attach", "export", "receive")) + ")"
+                 if timings else ""), flush=True)
     result["warm_freeze_ms"], result["warm_run_s"] = max(warm), min(runs)
     if moved:
         result["transfer_ms"] = 1000 * max(moved)

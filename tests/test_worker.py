@@ -265,3 +265,23 @@ def test_a_script_without_a_main_guard_is_not_run_again_in_the_worker(tmp_path):
                          timeout=300)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
     assert len(marks.read_text().split()) == 1
+
+
+def test_a_full_shared_memory_is_a_clear_error(monkeypatch):
+    """Pages are allocated before the copy: no space is a MemoryError with a
+    message (a copy into a segment tmpfs cannot back is a SIGBUS), and the
+    segment is removed."""
+    import errno
+
+    if not hasattr(os, "posix_fallocate") or not os.path.isdir("/dev/shm"):
+        pytest.skip("POSIX shared memory in /dev/shm only")
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    segments = shared.Segments()
+    with pytest.raises(MemoryError, match="not enough shared memory"):
+        segments.create("/napari_unet_test_full", np.ones(1 << 16, np.float32))
+    assert segments.created == []
+    assert not os.path.exists("/dev/shm/napari_unet_test_full")
