@@ -34,8 +34,8 @@ DEFAULT_WINDOW = 128
 #: Default windows on other CPUs (AVX-512 BF16 only, or float32). With 128 px
 #: windows and the seamless 32 px overlap the network recomputes 1.78x the
 #: image's pixels; a Zen 4 CPU's bf16 units run the network only ~1.7x faster
-#: than float32, so `segment` took 1.17-1.38x the seed's way there, against
-#: 0.81-0.92x with 256 px windows (1.31x the pixels).
+#: than float32, so `segment` took 1.11-1.38x the seed's way there, against
+#: 0.85-0.92x with 256 px windows (1.31x the pixels).
 WIDE_WINDOW = 256
 
 #: Most pixels per network call when ``batch_size`` is unset: 16 windows of
