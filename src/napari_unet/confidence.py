@@ -146,9 +146,9 @@ def _max_by_label(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np
 
 def _shape_features(labels, ids, feats, peak_depth) -> None:
     """Solidity and extra distance peaks, object by object in bounding boxes."""
-    from skimage.morphology import convex_hull_image, h_maxima
+    from skimage.morphology import convex_hull_image
 
-    from .splitting import _one_peak
+    from .splitting import distance_peaks
 
     flat = labels.reshape((-1,) + labels.shape[-2:]) if labels.ndim > 2 else labels[None]
     # N-D objects: their footprint on the Y/X plane (max projection).
@@ -169,11 +169,9 @@ def _shape_features(labels, ids, feats, peak_depth) -> None:
             feats[k, 3] = area / max(hull.sum(), area)
         except Exception:  # noqa: BLE001 - degenerate (collinear) objects: treat as convex
             feats[k, 3] = 1.0
-        dist = ndi.distance_transform_edt(mask)
-        if _one_peak(dist, mask, peak_depth):  # provably <= 1 peak: skip h-maxima
-            continue
-        peaks = ndi.label(h_maxima(dist, peak_depth).astype(bool) & mask)[1]
-        feats[k, 4] = max(0, peaks - 1)
+        _, peaks = distance_peaks(mask, peak_depth)  # None: at most one
+        if peaks is not None:
+            feats[k, 4] = max(0, int(peaks.max(initial=0)) - 1)
 
 
 def object_confidence(labels, probabilities, *, outputs: Sequence[str] | None = None,

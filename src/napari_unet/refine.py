@@ -167,12 +167,10 @@ def _objects_with_seeds(labels, seeds, min_seed: int) -> list[int]:
 
 
 def _distance_markers(mask: np.ndarray, h: float):
-    from skimage.morphology import h_maxima
+    from .splitting import distance_peaks
 
-    dist = ndi.distance_transform_edt(mask)
-    peaks = h_maxima(dist, h).astype(bool) & mask
-    markers, m = ndi.label(peaks)
-    if m < 2:
+    dist, markers = distance_peaks(mask, h)
+    if markers is None or markers.max(initial=0) < 2:
         return None, None
     return markers, -dist
 

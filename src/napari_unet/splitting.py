@@ -52,15 +52,9 @@ def split_object(mask, dist, seeds, *, min_seed: int, split_h: float,
     relief = dist
     if markers.max(initial=0) < 2:
         # Shape prior: the object's own distance transform.
-        from skimage.morphology import h_maxima
-
-        edt = ndi.distance_transform_edt(mask)
-        if _one_peak(edt, mask, split_h):
+        relief, markers = distance_peaks(mask, split_h)
+        if markers is None or markers.max(initial=0) < 2:
             return None
-        markers = _components(h_maxima(edt, split_h).astype(bool) & mask, 1)
-        if markers.max(initial=0) < 2:
-            return None
-        relief = edt
     pieces = watershed(-relief, markers, mask=mask)
     pieces = merge_shallow(pieces, relief, merge_ratio)
     return pieces if pieces.max(initial=0) >= 2 else None
@@ -107,6 +101,22 @@ def merge_shallow(pieces: np.ndarray, relief: np.ndarray, ratio: float) -> np.nd
     roots = np.array([find(k) for k in range(n + 1)])
     _, lut = np.unique(roots, return_inverse=True)  # root 0 -> 0, others 1..k
     return lut.astype(np.int32)[pieces]
+
+
+def distance_peaks(mask: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """An object's distance transform and its h-maxima as markers.
+
+    Returns ``(edt, markers)``: ``markers`` labels the 4-connected pieces of
+    the h-maxima (depth ``h`` px) inside ``mask``, or is None where they
+    provably number at most one (:func:`_one_peak`, most single nuclei),
+    which spares the h-maxima's reconstruction.
+    """
+    from skimage.morphology import h_maxima
+
+    edt = ndi.distance_transform_edt(mask)
+    if _one_peak(edt, mask, h):
+        return edt, None
+    return edt, _components(h_maxima(edt, h).astype(bool) & mask, 1)
 
 
 def _one_peak(edt: np.ndarray, mask: np.ndarray, h: float) -> bool:
